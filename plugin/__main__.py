@@ -1,0 +1,5 @@
+"""``python -m allotment``."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,132 @@
+"""The ``allotment`` command: ``explain`` and ``render``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import AllotmentError
+
+__all__ = ["main"]
+
+_DESCRIPTION = """\
+allotment: one compute-resource spec for workflow steps, compiled for Kubernetes
+(Airflow KubernetesPodOperator, Argo/Hera) and AWS Batch.
+
+Units: cpu in cores (4, 0.5, '500m'); memory, disk and shared_memory in MiB when a plain
+number, or a quantity ('16Gi', '16G'); gpu a whole number."""
+
+_WITH_HELP = (
+    "runtime floor, repeatable: 'kubernetes:cpu=8,memory=32768', 'batch:gpu=2', 'memory=64Gi' "
+    "(every step), 'train:memory=64Gi' or 'train.kubernetes:memory=64Gi' (one step). Combined by "
+    "maximum with the step's own values; a lone backend ('kubernetes') only chooses the backend. "
+    "Also from env ALLOTMENT_WITH (';'-separated)."
+)
+_SET_HELP = (
+    "explicit override, repeatable, same grammar as --with: replaces the value (may lower it); "
+    "allowed unless a policy says runtime.set: false. Also env ALLOTMENT_SET."
+)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="Python files, or folders searched for *.py")
+    parser.add_argument("--with", dest="with_", action="append", default=[], metavar="SPEC", help=_WITH_HELP)
+    parser.add_argument("--set", dest="set_", action="append", default=[], metavar="SPEC", help=_SET_HELP)
+    parser.add_argument(
+        "--backend",
+        choices=("kubernetes", "batch", "local"),
+        help="backend of steps without a backend decorator (default: the one --with names, else local; env ALLOTMENT_BACKEND)",
+    )
+    parser.add_argument(
+        "--policy", metavar="FILE", help="policy file (.yaml/.toml/.json) with caps and runtime rules (env ALLOTMENT_POLICY)"
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="NAME|FILE",
+        help="cluster profile mapping gpu_type to node labels: nvidia-gfd (default), gke, "
+        "eks-karpenter, or a .yaml/.toml/.json file (env ALLOTMENT_PROFILE)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(prog="allotment", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    explain = sub.add_parser(
+        "explain",
+        help="show each step's final values, their sources and what they become",
+        description="Per step: each field's final value, the source it came from (@resources, "
+        "@kubernetes, @batch, with, default, set), the values other sources gave, "
+        "and what the backend makes of it.",
+    )
+    _common(explain)
+    explain.add_argument("-o", "--output", choices=("table", "json"), default="table", help="output format (default table)")
+    render = sub.add_parser(
+        "render", help="print what each step compiles to", description="Print what each step compiles to for a target, as YAML or JSON."
+    )
+    _common(render)
+    render.add_argument(
+        "--target",
+        required=True,
+        choices=("kubernetes", "airflow", "argo", "limitrange"),
+        help="kubernetes: container resources, volumes, volumeMounts, nodeSelector, tolerations per "
+        "step; airflow: the V1Pod of every resourced task in DAG files; argo: the Workflow, "
+        "WorkflowTemplate and CronWorkflow objects of Hera files; limitrange: the policy's caps "
+        "as a LimitRange/ResourceQuota",
+    )
+    render.add_argument("--namespace", help="namespace of the rendered LimitRange (target limitrange)")
+    render.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="output format (default yaml)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 1 a bad spec or input, 2 bad usage)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except AllotmentError as e:
+        print(f"allotment: error: {e}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .discover import iter_steps
+    from .settings import load_settings
+
+    settings = load_settings(
+        cli={"with": args.with_, "set": args.set_, "backend": args.backend, "policy": args.policy, "profile": args.profile}
+    )
+    paths = [Path(p) for p in args.paths]
+    if args.command == "explain":
+        from .explain import explain, format_table
+        from .output import dump
+        from .withspec import check_steps
+
+        steps = list(iter_steps(paths))
+        check_steps([*settings.withs, *settings.sets], [s.name for s in steps])
+        items = []
+        for step in steps:
+            resolved = settings.resolve(step.spec)
+            items.append(
+                explain(
+                    resolved, settings.profile, file=step.file.as_posix(), pinned_by=f"@{step.spec.backend}" if step.spec.backend else None
+                )
+            )
+        sys.stdout.write(format_table(items) if args.output == "table" else dump([i.as_dict() for i in items], "json"))
+        return 0
+    from .faces import load_target
+    from .output import dump
+
+    renderer = load_target(args.target)
+    if args.target == "limitrange":
+        documents = renderer(paths, (settings, args.namespace))
+    else:
+        documents = renderer(paths, settings)
+    sys.stdout.write(dump(documents, args.output))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""Finding steps: import a Python file (or every file under a folder) and collect the
+callables that carry an allotment spec, in the order the file defines them."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from .decorators import StepSpec, innermost, spec_of
+from .errors import AllotmentError
+
+__all__ = ["Step", "find_steps", "load_module", "python_files"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """A decorated callable found in a module."""
+
+    name: str
+    spec: StepSpec
+    obj: Any
+    file: Path
+
+
+def python_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The ``.py`` files named, or found under the folders named (sorted, no hidden or cache dirs)."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += sorted(
+                p for p in path.rglob("*.py") if not any(part.startswith((".", "__pycache__")) for part in p.relative_to(path).parts)
+            )
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise AllotmentError("does not exist", field="path", value=str(path), accepted="name a .py file or a folder")
+    return files
+
+
+def load_module(path: Path) -> ModuleType:
+    """Import ``path`` as a module of its own (its folder is on ``sys.path`` while it loads).
+
+    An :class:`AllotmentError` raised while it loads (a bad spec) is re-raised naming the file.
+    """
+    resolved = path.resolve()
+    name = "allotment_user_" + hashlib.sha256(str(resolved).encode()).hexdigest()[:12]
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, resolved)
+    if spec is None or spec.loader is None:
+        raise AllotmentError("cannot be imported", field="path", value=str(path))
+    module = importlib.util.module_from_spec(spec)
+    folder = str(resolved.parent)
+    sys.path.insert(0, folder)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except AllotmentError as e:
+        del sys.modules[name]
+        raise AllotmentError(f"{path}: {e}") from e
+    except BaseException:
+        del sys.modules[name]
+        raise
+    finally:
+        if folder in sys.path:
+            sys.path.remove(folder)
+    return module
+
+
+def find_steps(module: ModuleType, file: Path | None = None) -> list[Step]:
+    """Decorated callables among the module's globals, each once, in definition order."""
+    seen: set[int] = set()
+    steps: list[Step] = []
+    for obj in list(vars(module).values()):
+        spec = spec_of(obj)
+        if spec is None:
+            continue
+        key = id(innermost(obj))
+        if key in seen:
+            continue
+        seen.add(key)
+        steps.append(Step(spec.name, spec, obj, file or Path(getattr(module, "__file__", "?"))))
+    return steps
+
+
+def iter_steps(paths: Iterable[str | Path]) -> Iterator[Step]:
+    """Every step in every file under ``paths``."""
+    for file in python_files(paths):
+        yield from find_steps(load_module(file), file)

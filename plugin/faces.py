@@ -1,0 +1,43 @@
+"""A small registry of lazy imports: how the core reaches a face (Airflow, Argo, Batch)
+without importing it. Nothing here imports a face until a target is asked for.
+
+A render target is ``"module:function"``; the function takes ``(paths, settings)`` and
+returns a list of documents (plain dicts) to print. The core's own ``kubernetes`` target is
+registered the same way.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from .errors import AllotmentError
+
+__all__ = ["RENDER_TARGETS", "load_target"]
+
+RENDER_TARGETS: Final[dict[str, tuple[str, str]]] = {
+    "kubernetes": ("allotment.render:render_kubernetes", ""),
+    "airflow": ("allotment.airflow.render:render", "airflow"),
+    "argo": ("allotment.argo.render:render", "argo"),
+    "limitrange": ("allotment.argo.limitrange:render", "argo"),
+}
+"""Target -> (``module:function``, the extra that installs its face)."""
+
+Renderer = Callable[[Sequence[Path], Any], list[dict[str, Any]]]
+
+
+def load_target(target: str) -> Renderer:
+    """The renderer for ``target``, imported now."""
+    if target not in RENDER_TARGETS:
+        raise AllotmentError("is not a render target", field="target", value=target, accepted=f"targets are {', '.join(RENDER_TARGETS)}")
+    where, extra = RENDER_TARGETS[target]
+    module_name, _, function = where.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        hint = f"pip install 'allotment[{extra}]'" if extra else "reinstall allotment"
+        raise AllotmentError(f"needs a face that cannot be imported ({e})", field="target", value=target, accepted=hint) from e
+    renderer: Renderer = getattr(module, function)
+    return renderer

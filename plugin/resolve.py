@@ -1,0 +1,199 @@
+"""Resolution (DESIGN §2): from everything said about a step to the values it runs with.
+
+Per field, in this order:
+
+1. step sources (``@resources``, the backend decorator, an operator's ``resources=``) and the
+   runtime ``with`` specs that apply combine by **maximum**; text fields must agree;
+2. defaults fill only fields no source set: the workflow's own defaults first, then the
+   seed defaults (cpu 1 core, memory 4096 MiB) — a default is never part of the maximum;
+3. ``set`` specs replace a value, lowering it included (only where the policy allows);
+4. the policy checks the result.
+
+Resolution is pure; a :class:`Resolved` is immutable and remembers the source of every
+value, which is what ``allotment explain`` shows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final
+
+from .decorators import BACKENDS, StepSpec
+from .errors import AllotmentError
+from .fields import FIELDS, MIG_PROFILE
+from .model import Resources, describe_value
+from .policy import Policy
+from .sources import Contributions, Source, Sourced
+from .withspec import WithSpec
+
+__all__ = ["SEED_DEFAULTS", "Resolved", "resolve"]
+
+SEED_DEFAULTS: Final = Resources.normalized(cpu=1000, memory=4096)
+"""Filled in last, only where nothing else set a value: 1 core, 4096 MiB."""
+
+_DEFAULT = Source("default", "(allotment's seed default)")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The resolved spec of one step on one backend."""
+
+    step: str
+    backend: str
+    winners: Mapping[str, Sourced]
+    contributions: Contributions
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    notes: tuple[str, ...] = ()
+
+    @property
+    def resources(self) -> Resources:
+        """The final values as a :class:`Resources`."""
+        return Resources.normalized(**{name: s.value for name, s in self.winners.items()})
+
+    def value(self, name: str) -> Any:
+        """A field's final value, or None."""
+        won = self.winners.get(name)
+        return None if won is None else won.value
+
+    def with_memory_for_try(self, try_number: int, policy: Policy | None = None) -> Resolved:
+        """This spec for try ``try_number`` (1 = first): memory x retry_memory_factor^(try-1),
+        rounded up to whole MiB and held to the policy's memory cap (the note says so)."""
+        factor = self.value("retry_memory_factor")
+        memory = self.value("memory")
+        if not factor or factor == 1 or try_number <= 1 or memory is None:
+            return self
+        grown = math.ceil(memory * factor ** (try_number - 1))
+        detail = f"(try {try_number}: {describe_value('memory', memory)} x {factor}^{try_number - 1})"
+        notes = list(self.notes)
+        cap = policy.caps.memory if policy else None
+        if cap is not None and grown > cap:
+            notes.append(
+                f"memory growth for try {try_number} stopped at the cap {describe_value('memory', cap)} "
+                f"of policy {policy.origin if policy else ''} (would be {describe_value('memory', grown)})"
+            )
+            grown = max(cap, memory)
+        notes.append(
+            f"try {try_number}: memory {describe_value('memory', memory)} -> {describe_value('memory', grown)} "
+            f"(retry_memory_factor {factor})"
+        )
+        retry = Sourced("memory", grown, Source("retry", detail))
+        winners = dict(self.winners)
+        winners["memory"] = retry
+        return Resolved(
+            self.step,
+            self.backend,
+            MappingProxyType(winners),
+            self.contributions.merge(Contributions(frozenset({retry}))),
+            self.options,
+            tuple(notes),
+        )
+
+
+def resolve(
+    spec: StepSpec | None,
+    *,
+    step: str | None = None,
+    backend: str = "local",
+    withs: Sequence[WithSpec] = (),
+    sets: Sequence[WithSpec] = (),
+    defaults: Sequence[tuple[Resources, Source]] = (),
+    extra: Sequence[tuple[Resources, Source]] = (),
+    policy: Policy | None = None,
+) -> Resolved:
+    """Resolve one step.
+
+    ``spec``: what its decorators recorded (None: no decorator). ``backend``: the
+    deployment's backend, used when no decorator pins one. ``withs``/``sets``: runtime specs
+    (those for other steps or backends are skipped). ``defaults``: workflow-level defaults,
+    first one first. ``extra``: further step sources, e.g. an operator's ``resources=``.
+    """
+    name = step or (spec.name if spec else None)
+    if name is None:
+        raise AllotmentError("resolve() needs a step name or a spec")
+    if backend not in BACKENDS:
+        raise AllotmentError("is not a backend", field="backend", value=backend, accepted=f"backends are {', '.join(BACKENDS)}")
+    on = spec.backend if spec and spec.backend else backend
+    sources: list[tuple[Resources, Source]] = [(layer.resources, Source(layer.source)) for layer in (spec.layers if spec else ())]
+    sources += list(extra)
+    applying = [w for w in withs if w.applies_to(name, on) and not w.resources.is_empty()]
+    for w in applying:
+        if policy:
+            policy.check_runtime("with", str(w.source), step=name)
+        sources.append((w.resources, w.source))
+    merged = Contributions()
+    for resources, source in sources:
+        merged = Contributions(merged.items | Contributions.of(resources, source).items)
+    merged.check_agreement(step=name)
+    winners = merged.winners()
+
+    # Defaults fill gaps only. A GPU type or vendor default does not make a CPU step a GPU step.
+    for resources, source in [*defaults, (SEED_DEFAULTS, _DEFAULT)]:
+        for field_name, value in resources.items():
+            if field_name in winners:
+                continue
+            if field_name in ("gpu_type", "gpu_vendor") and not (winners.get("gpu") and winners["gpu"].value):
+                continue
+            filled = Sourced(field_name, value, source)  # type: ignore[arg-type]
+            winners[field_name] = filled
+            merged = Contributions(merged.items | {filled})
+
+    for s in [s for s in sets if s.applies_to(name, on) and not s.resources.is_empty()]:
+        if policy:
+            policy.check_runtime("set", str(s.source), step=name)
+        for field_name, value in s.resources.items():
+            previous = winners.get(field_name)
+            if previous is not None and previous.source.kind == "set" and previous.value != value:
+                raise AllotmentError(
+                    f"conflicts with {field_name}={describe_value(field_name, previous.value)!r} from {previous.source}",
+                    step=name,
+                    field=field_name,
+                    value=describe_value(field_name, value),
+                    source=str(s.source),
+                    accepted="give one 'set' per field",
+                )
+            replaced = Sourced(field_name, value, s.source)  # type: ignore[arg-type]
+            winners[field_name] = replaced
+            merged = Contributions(merged.items | {replaced})
+
+    ordered = {f: winners[f] for f in FIELDS if f in winners}
+    _check_consistency(name, ordered)
+    if policy:
+        policy.check(name, ordered)
+    options = spec.options(on) if spec else MappingProxyType({})
+    return Resolved(name, on, MappingProxyType(ordered), merged, options)
+
+
+def _check_consistency(step: str, winners: Mapping[str, Sourced]) -> None:
+    memory, shm = winners.get("memory"), winners.get("shared_memory")
+    if memory is not None and shm is not None and int(shm.value) > int(memory.value):
+        raise AllotmentError(
+            f"is more than memory={describe_value('memory', memory.value)} from {memory.source} "
+            "(shared memory is charged to the step's memory)",
+            step=step,
+            field="shared_memory",
+            value=describe_value("shared_memory", shm.value),
+            source=str(shm.source),
+            accepted=f"ask for at most {describe_value('memory', memory.value)} of shared memory, or more memory",
+        )
+    gpu, gpu_type, vendor = winners.get("gpu"), winners.get("gpu_type"), winners.get("gpu_vendor")
+    if gpu_type is not None and not (gpu and gpu.value):
+        raise AllotmentError(
+            "asks for a GPU type but no GPU",
+            step=step,
+            field="gpu_type",
+            value=gpu_type.value,
+            source=str(gpu_type.source),
+            accepted="set gpu to 1 or more as well",
+        )
+    if gpu_type is not None and MIG_PROFILE.fullmatch(str(gpu_type.value)) and vendor is not None and vendor.value != "nvidia":
+        raise AllotmentError(
+            f"is a MIG profile, which needs gpu_vendor 'nvidia' (got {vendor.value!r} from {vendor.source})",
+            step=step,
+            field="gpu_type",
+            value=gpu_type.value,
+            source=str(gpu_type.source),
+            accepted="drop gpu_vendor or set it to 'nvidia'",
+        )

@@ -1,0 +1,147 @@
+"""The runtime ``with`` grammar (and ``set``, which uses the same one).
+
+::
+
+    specs  ::= spec (";" spec)*                    # env ALLOTMENT_WITH; --with repeats
+    spec   ::= backend                             # only choose the backend: "kubernetes"
+             | [target ":"] key "=" value ("," key "=" value)*
+    target ::= backend | step | step "." backend
+
+Examples: ``kubernetes:cpu=8,memory=32768``, ``batch:gpu=2``, ``memory=65536`` (every step,
+on whatever backend it runs), ``train.kubernetes:memory=64Gi`` (step ``train`` when it runs
+on Kubernetes), ``train:memory=64Gi``. A number with no unit is MiB for memory, disk and
+shared memory, and cores for cpu. A name before ``:`` that is no backend is a step name;
+:func:`check_steps` rejects one that names no step.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from .decorators import BACKENDS
+from .errors import AllotmentError, FieldError
+from .fields import FIELDS, PARSERS
+from .model import Resources
+from .sources import Source
+
+__all__ = ["WithSpec", "check_steps", "parse_with", "parse_withs"]
+
+WITH_KEYS: Final = tuple(f for f in FIELDS if f != "retry_memory_factor")
+"""Keys a runtime spec may carry: resource fields only."""
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+@dataclass(frozen=True)
+class WithSpec:
+    """One parsed spec. ``kind`` is ``with`` (raises floors) or ``set`` (replaces values)."""
+
+    text: str
+    origin: str
+    kind: str
+    step: str | None
+    backend: str | None
+    resources: Resources
+
+    @property
+    def source(self) -> Source:
+        """How explain and errors name this spec: ``with --with 'kubernetes:cpu=8'``."""
+        return Source(self.kind, f"{self.origin} {self.text!r}")
+
+    def applies_to(self, step: str, backend: str) -> bool:
+        """True when this spec is for ``step`` running on ``backend``."""
+        return (self.step is None or self.step == step) and (self.backend is None or self.backend == backend)
+
+
+def _error(origin: str, text: str, start: int, end: int, problem: str, accepted: str) -> AllotmentError:
+    caret = " " * start + "^" * max(1, end - start)
+    return AllotmentError(f"{problem}\n    {text}\n    {caret}", source=f"{origin} {text!r}", accepted=accepted)
+
+
+def parse_with(text: str, origin: str = "--with", kind: str = "with") -> WithSpec:
+    """Parse one spec; errors point at the offending part of ``text``."""
+    accepted_keys = f"keys are {', '.join(WITH_KEYS)}"
+    if not text.strip():
+        raise AllotmentError("is empty", source=f"{origin} {text!r}", accepted="write e.g. 'kubernetes:cpu=8,memory=32768'")
+    head, sep, body = text.partition(":")
+    if not sep and "=" not in text:
+        # A lone name: only choose the backend.
+        if text not in BACKENDS:
+            raise _error(origin, text, 0, len(text), f"{text!r} is not a backend", f"backends are {', '.join(BACKENDS)}")
+        if kind == "set":
+            raise _error(origin, text, 0, len(text), "chooses no value", "write e.g. 'train:memory=2048'")
+        return WithSpec(text, origin, kind, None, text, Resources())
+    if not sep:
+        head, body, offset = "", text, 0
+    else:
+        offset = len(head) + 1
+    step: str | None = None
+    backend: str | None = None
+    if sep:
+        name, dot, suffix = head.partition(".")
+        if dot:
+            if not _IDENT.fullmatch(name):
+                raise _error(origin, text, 0, len(name), f"{name!r} is not a step name", "use the step's function name")
+            if suffix not in BACKENDS:
+                start = len(name) + 1
+                raise _error(
+                    origin, text, start, start + len(suffix), f"{suffix!r} is not a backend", f"backends are {', '.join(BACKENDS)}"
+                )
+            step, backend = name, suffix
+        elif head in BACKENDS:
+            backend = head
+        elif _IDENT.fullmatch(head):
+            step = head
+        else:
+            raise _error(
+                origin, text, 0, len(head), f"{head!r} is neither a backend nor a step name", f"backends are {', '.join(BACKENDS)}"
+            )
+    if not body:
+        raise _error(origin, text, offset, offset + 1, "has no key=value after ':'", accepted_keys)
+    values: dict[str, str] = {}
+    position = offset
+    for part in body.split(","):
+        key, eq, value = part.partition("=")
+        if not eq or not key or not value:
+            raise _error(origin, text, position, position + max(1, len(part)), f"{part!r} is not key=value", accepted_keys)
+        if key not in WITH_KEYS:
+            raise _error(origin, text, position, position + len(key), f"unknown key {key!r}", accepted_keys)
+        if key in values:
+            raise _error(origin, text, position, position + len(key), f"key {key!r} is repeated", "give each key once")
+        values[key] = value
+        position += len(part) + 1
+    parsed: dict[str, object] = {}
+    for key, value in values.items():
+        try:
+            parsed[key] = PARSERS[key](value)
+        except FieldError as e:
+            raise e.with_context(step=step, source=f"{origin} {text!r}") from e
+    return WithSpec(text, origin, kind, step, backend, Resources.normalized(**parsed))
+
+
+def parse_withs(texts: str | Iterable[str], origin: str = "--with", kind: str = "with", sep: str = ";") -> tuple[WithSpec, ...]:
+    """Parse several specs: a ``;``-separated string (env form) or an iterable of specs."""
+    if isinstance(texts, str):
+        parts = [p.strip() for p in texts.split(sep)] if texts.strip() else []
+        if any(not p for p in parts):
+            raise AllotmentError(
+                "has an empty spec between separators", source=f"{origin} {texts!r}", accepted=f"separate specs with a single {sep!r}"
+            )
+    else:
+        parts = list(texts)
+    return tuple(parse_with(p, origin, kind) for p in parts)
+
+
+def check_steps(specs: Sequence[WithSpec], steps: Iterable[str]) -> None:
+    """Reject a spec that names a step that does not exist (likely a typo, or a misspelt backend)."""
+    known = sorted(set(steps))
+    for spec in specs:
+        if spec.step is not None and spec.step not in known:
+            raise AllotmentError(
+                f"names step {spec.step!r}, which does not exist",
+                source=str(spec.source),
+                accepted=f"steps are {', '.join(known) or '(none)'}; backends are {', '.join(BACKENDS)}",
+            )
