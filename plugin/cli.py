@@ -70,13 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument(
         "--target",
         required=True,
-        choices=("kubernetes", "airflow", "argo", "limitrange"),
+        choices=("kubernetes", "airflow", "argo", "batch", "limitrange"),
         help="kubernetes: container resources, volumes, volumeMounts, nodeSelector, tolerations per "
         "step; airflow: the V1Pod of every resourced task in DAG files; argo: the Workflow, "
-        "WorkflowTemplate and CronWorkflow objects of Hera files; limitrange: the policy's caps "
+        "WorkflowTemplate and CronWorkflow objects of Hera files; batch: the SubmitJob request and the "
+        "job-definition fields per step; limitrange: the policy's caps "
         "as a LimitRange/ResourceQuota",
     )
     render.add_argument("--namespace", help="namespace of the rendered LimitRange (target limitrange)")
+    render.add_argument(
+        "--platform",
+        choices=("ec2", "fargate", "eks"),
+        help="AWS Batch platform of steps whose @batch names none (target batch; default ec2)",
+    )
     render.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="output format (default yaml)")
     return parser
 
@@ -120,10 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     from .output import dump
 
     renderer = load_target(args.target)
-    if args.target == "limitrange":
-        documents = renderer(paths, (settings, args.namespace))
-    else:
-        documents = renderer(paths, settings)
+    documents = renderer(paths, settings, {"namespace": args.namespace, "platform": args.platform})
     sys.stdout.write(dump(documents, args.output))
     return 0
 

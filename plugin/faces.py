@@ -1,15 +1,16 @@
 """A small registry of lazy imports: how the core reaches a face (Airflow, Argo, Batch)
 without importing it. Nothing here imports a face until a target is asked for.
 
-A render target is ``"module:function"``; the function takes ``(paths, settings)`` and
-returns a list of documents (plain dicts) to print. The core's own ``kubernetes`` target is
+A render target is ``"module:function"``; the function takes ``(paths, settings, options)``
+(options: the CLI's ``namespace`` and ``platform``, None when not given) and returns a list
+of documents (plain dicts) to print. The core's own ``kubernetes`` target is
 registered the same way.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -21,11 +22,12 @@ RENDER_TARGETS: Final[dict[str, tuple[str, str]]] = {
     "kubernetes": ("allotment.render:render_kubernetes", ""),
     "airflow": ("allotment.airflow.render:render", "airflow"),
     "argo": ("allotment.argo.render:render", "argo"),
+    "batch": ("allotment.batch:render", ""),
     "limitrange": ("allotment.argo.limitrange:render", "argo"),
 }
 """Target -> (``module:function``, the extra that installs its face)."""
 
-Renderer = Callable[[Sequence[Path], Any], list[dict[str, Any]]]
+Renderer = Callable[[Sequence[Path], Any, Mapping[str, Any]], list[dict[str, Any]]]
 
 
 def load_target(target: str) -> Renderer:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from .withspec import check_steps
 __all__ = ["render_kubernetes"]
 
 
-def render_kubernetes(paths: Sequence[Path], settings: Settings) -> list[dict[str, Any]]:
+def render_kubernetes(paths: Sequence[Path], settings: Settings, options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """One document per step that runs on Kubernetes: ``step``, ``file``, then the container
     ``resources`` and the pod's ``volumes``, ``volumeMounts``, ``nodeSelector``, ``tolerations``.
     Steps pinned to another backend are skipped with a note on stderr."""
