@@ -114,12 +114,9 @@ def _run(args: argparse.Namespace) -> int:
         check_steps([*settings.withs, *settings.sets], [s.name for s in steps])
         items = []
         for step in steps:
-            resolved = settings.resolve(step.spec)
-            items.append(
-                explain(
-                    resolved, settings.profile, file=step.file.as_posix(), pinned_by=f"@{step.spec.backend}" if step.spec.backend else None
-                )
-            )
+            resolved = settings.resolve(step.spec, step=step.name, backend=step.backend, defaults=step.defaults, extra=step.extra)
+            pinned = step.spec.backend if step.spec else None
+            items.append(explain(resolved, settings.profile, file=step.file.as_posix(), pinned_by=f"@{pinned}" if pinned else None))
         sys.stdout.write(format_table(items) if args.output == "table" else dump([i.as_dict() for i in items], "json"))
         return 0
     from .faces import load_target

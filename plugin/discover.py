@@ -1,5 +1,10 @@
 """Finding steps: import a Python file (or every file under a folder) and collect the
-callables that carry an allotment spec, in the order the file defines them."""
+callables that carry an allotment spec, in the order the file defines them.
+
+Faces can find more (an Airflow task inside a ``@dag`` function is no module global):
+:data:`allotment.faces.STEP_FINDERS` names a finder per face, called only when the file
+imported that engine, so looking at a plain file never imports Airflow.
+"""
 
 from __future__ import annotations
 
@@ -14,18 +19,28 @@ from typing import Any
 
 from .decorators import StepSpec, innermost, spec_of
 from .errors import AllotmentError
+from .model import Resources
+from .sources import Source
 
 __all__ = ["Step", "find_steps", "load_module", "python_files"]
 
 
 @dataclass(frozen=True)
 class Step:
-    """A decorated callable found in a module."""
+    """A step found in a module: a decorated callable, or a face's task.
+
+    ``backend``: the backend the object itself implies (a KubernetesPodOperator runs on
+    Kubernetes), else None. ``defaults``: workflow-level defaults for it. ``extra``: further
+    step sources (an operator's ``resources=``), each with its source.
+    """
 
     name: str
-    spec: StepSpec
+    spec: StepSpec | None
     obj: Any
     file: Path
+    backend: str | None = None
+    defaults: tuple[tuple[Resources, Source], ...] = ()
+    extra: tuple[tuple[Resources, Source], ...] = ()
 
 
 def python_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -75,9 +90,16 @@ def load_module(path: Path) -> ModuleType:
 
 
 def find_steps(module: ModuleType, file: Path | None = None) -> list[Step]:
-    """Decorated callables among the module's globals, each once, in definition order."""
-    seen: set[int] = set()
+    """The steps faces find in the module (when it imported their engine), then the decorated
+    callables among its globals; each once, in definition order."""
+    from .faces import STEP_FINDERS, load_finder
+
+    file = file or Path(getattr(module, "__file__", "?"))
     steps: list[Step] = []
+    for trigger in STEP_FINDERS:
+        if trigger in sys.modules:
+            steps += load_finder(trigger)(module, file)
+    seen: set[int] = {id(innermost(step.obj)) for step in steps}
     for obj in list(vars(module).values()):
         spec = spec_of(obj)
         if spec is None:
@@ -86,7 +108,7 @@ def find_steps(module: ModuleType, file: Path | None = None) -> list[Step]:
         if key in seen:
             continue
         seen.add(key)
-        steps.append(Step(spec.name, spec, obj, file or Path(getattr(module, "__file__", "?"))))
+        steps.append(Step(spec.name, spec, obj, file))
     return steps
 
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from .errors import AllotmentError
 
-__all__ = ["RENDER_TARGETS", "load_target"]
+__all__ = ["RENDER_TARGETS", "STEP_FINDERS", "load_finder", "load_target"]
 
 RENDER_TARGETS: Final[dict[str, tuple[str, str]]] = {
     "kubernetes": ("allotment.render:render_kubernetes", ""),
@@ -26,6 +26,12 @@ RENDER_TARGETS: Final[dict[str, tuple[str, str]]] = {
     "limitrange": ("allotment.argo.limitrange:render", "argo"),
 }
 """Target -> (``module:function``, the extra that installs its face)."""
+
+STEP_FINDERS: Final[dict[str, str]] = {
+    "airflow": "allotment.airflow.discover:find_steps",
+}
+"""Engine module -> a finder ``(module, file) -> list[allotment.discover.Step]`` for the steps
+that engine's objects hold. Called only when the engine is already imported."""
 
 Renderer = Callable[[Sequence[Path], Any, Mapping[str, Any]], list[dict[str, Any]]]
 
@@ -43,3 +49,10 @@ def load_target(target: str) -> Renderer:
         raise AllotmentError(f"needs a face that cannot be imported ({e})", field="target", value=target, accepted=hint) from e
     renderer: Renderer = getattr(module, function)
     return renderer
+
+
+def load_finder(engine: str) -> Callable[[Any, Path], list[Any]]:
+    """The step finder of the face for ``engine`` (see :data:`STEP_FINDERS`), imported now."""
+    module_name, _, function = STEP_FINDERS[engine].partition(":")
+    finder: Callable[[Any, Path], list[Any]] = getattr(importlib.import_module(module_name), function)
+    return finder

@@ -23,7 +23,7 @@ def render_kubernetes(paths: Sequence[Path], settings: Settings, options: Mappin
     check_steps([*settings.withs, *settings.sets], [s.name for s in steps])
     documents: list[dict[str, Any]] = []
     for step in steps:
-        resolved = settings.resolve(step.spec, backend="kubernetes")
+        resolved = settings.resolve(step.spec, step=step.name, backend="kubernetes", defaults=step.defaults, extra=step.extra)
         if resolved.backend != "kubernetes":
             print(
                 f"allotment: step {step.name!r} runs on {resolved.backend} (@{resolved.backend}); not rendered for kubernetes",
