@@ -14,11 +14,13 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final, Literal, TypedDict, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict, TypeVar, Unpack, overload
 
 from .errors import AllotmentError
 from .fields import FIELDS
-from .model import Resources
+
+if TYPE_CHECKING:
+    from .model import Resources
 
 __all__ = [
     "ATTR",
@@ -213,6 +215,8 @@ def _decorator(decorator: str, func: Any, kwargs: dict[str, Any]) -> Any:
                 step=name,
                 accepted=f"it takes {', '.join(allowed)}",
             )
+        from .model import Resources  # pydantic's model machinery loads with the first decorated step
+
         fields = {k: v for k, v in kwargs.items() if k in FIELDS}
         options = _check_options(decorator, name, {k: v for k, v in kwargs.items() if k not in FIELDS})
         layer = Layer(decorator, Resources.from_input(fields, step=name, source=f"@{decorator}"), MappingProxyType(options))

@@ -32,7 +32,7 @@ class Resources(BaseModel):
     of ``/dev/shm``), ``retry_memory_factor`` (memory grows by this on each retry).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=False, defer_build=True)
 
     cpu: int | None = None
     memory: int | None = None
