@@ -80,6 +80,11 @@ def load_module(path: Path) -> ModuleType:
     except AllotmentError as e:
         del sys.modules[name]
         raise AllotmentError(f"{path}: {e}") from e
+    except Exception as e:
+        del sys.modules[name]
+        raise AllotmentError(
+            f"{path} failed to import: {type(e).__name__}: {e}", accepted="fix the file; run it with python to see the traceback"
+        ) from e
     except BaseException:
         del sys.modules[name]
         raise

@@ -17,7 +17,8 @@ class AllotmentError(ValueError):
     catch bad values keep working.
 
     The structured parts stay available as attributes for tools (``step``, ``field``,
-    ``value``, ``source``, ``accepted``); ``str(err)`` is the full sentence.
+    ``value``, ``source``, ``accepted``); ``str(err)`` is the full sentence, followed by
+    ``pointer`` (e.g. the input with a caret line under the offending part) when given.
     """
 
     def __init__(
@@ -30,6 +31,7 @@ class AllotmentError(ValueError):
         source: str | None = None,
         accepted: str | None = None,
         has_value: bool | None = None,
+        pointer: str | None = None,
     ) -> None:
         self.problem = problem
         self.step = step
@@ -38,6 +40,7 @@ class AllotmentError(ValueError):
         self.source = source
         self.accepted = accepted
         self.has_value = field is not None if has_value is None else has_value
+        self.pointer = pointer
         super().__init__(self._render())
 
     def _render(self) -> str:
@@ -54,10 +57,12 @@ class AllotmentError(ValueError):
         text = " ".join(head + [self.problem])
         if self.accepted:
             text = f"{text}; {self.accepted}"
+        if self.pointer:
+            text = f"{text}\n{self.pointer}"
         return text
 
-    def with_context(self, *, step: str | None = None, source: str | None = None) -> AllotmentError:
-        """A copy of this error that also names ``step`` and ``source`` (kept where already set)."""
+    def with_context(self, *, step: str | None = None, source: str | None = None, pointer: str | None = None) -> AllotmentError:
+        """A copy of this error that also names ``step`` and ``source`` and shows ``pointer`` (each kept where already set)."""
         return AllotmentError(
             self.problem,
             step=self.step if self.step is not None else step,
@@ -66,6 +71,7 @@ class AllotmentError(ValueError):
             source=self.source if self.source is not None else source,
             accepted=self.accepted,
             has_value=self.has_value,
+            pointer=self.pointer if self.pointer is not None else pointer,
         )
 
 

@@ -22,7 +22,7 @@ RENDER_TARGETS: Final[dict[str, tuple[str, str]]] = {
     "kubernetes": ("allotment.render:render_kubernetes", ""),
     "airflow": ("allotment.airflow.render:render", "airflow"),
     "argo": ("allotment.argo.render:render", "argo"),
-    "batch": ("allotment.batch:render", ""),
+    "batch": ("allotment.awsbatch:render", ""),
     "limitrange": ("allotment.argo.limitrange:render", "argo"),
 }
 """Target -> (``module:function``, the extra that installs its face)."""

@@ -23,7 +23,7 @@ from typing import Any, Final
 from .errors import AllotmentError
 from .fields import GPU_VENDORS, MIG_PROFILE
 from .profiles import Profile, get_profile
-from .quantity import format_cpu, format_mib
+from .quantity import QuantityError, format_cpu, format_mib, parse_quantity
 from .resolve import Resolved
 
 __all__ = ["DSHM", "SHM_PATH", "gpu_key", "kubernetes_parts", "merge_parts"]
@@ -137,7 +137,7 @@ def _merge_resources(ours: Mapping[str, Any], user: Mapping[str, Any], step: str
         theirs = {str(k): str(v) for k, v in (user.get(section) or {}).items()}
         mine = dict(ours.get(section) or {})
         for key, value in mine.items():
-            if key in theirs and theirs[key] != value:
+            if key in theirs and not _same_quantity(theirs[key], value):
                 raise AllotmentError(
                     f"{section}.{key}={theirs[key]!r} from {user_source} conflicts with {section}.{key}={value!r} from allotment's spec",
                     step=step,
@@ -146,6 +146,16 @@ def _merge_resources(ours: Mapping[str, Any], user: Mapping[str, Any], step: str
         combined = {**theirs, **mine}
         merged[section] = {k: combined[k] for k in sorted(combined, key=_resource_order)}
     return merged
+
+
+def _same_quantity(a: str, b: str) -> bool:
+    """True when two quantities are the same amount (``"1024Mi"`` and ``"1Gi"``, ``"0.5"`` and ``"500m"``)."""
+    if a == b:
+        return True
+    try:
+        return parse_quantity(a) == parse_quantity(b)
+    except QuantityError:
+        return False
 
 
 def _resource_order(key: str) -> tuple[int, str]:

@@ -13,7 +13,7 @@ build one from values already in the held units.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer, field_validator
 
@@ -50,6 +50,22 @@ class Resources(BaseModel):
             super().__init__(**data)
         except ValidationError as e:
             raise _allotment_error(e, source=self._source) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
+        """As pydantic's, but a bad value is an :class:`AllotmentError` like the constructor's."""
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as e:
+            raise _allotment_error(e, source=cls._source) from None
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Self:
+        """As pydantic's, but a bad value is an :class:`AllotmentError` like the constructor's."""
+        try:
+            return super().model_validate_json(json_data, **kwargs)
+        except ValidationError as e:
+            raise _allotment_error(e, source=cls._source) from None
 
     @field_validator(*FIELDS, mode="before")
     @classmethod

@@ -70,11 +70,13 @@ class Resolved:
         notes = list(self.notes)
         cap = policy.caps.memory if policy else None
         if cap is not None and grown > cap:
+            held = max(cap, memory)
             notes.append(
-                f"memory growth for try {try_number} stopped at the cap {describe_value('memory', cap)} "
-                f"of policy {policy.origin if policy else ''} (would be {describe_value('memory', grown)})"
+                f"memory growth for try {try_number} held at {describe_value('memory', held)} by the cap "
+                f"{describe_value('memory', cap)} of policy {policy.origin if policy else ''} "
+                f"(would be {describe_value('memory', grown)})"
             )
-            grown = max(cap, memory)
+            grown = held
         notes.append(
             f"try {try_number}: memory {describe_value('memory', memory)} -> {describe_value('memory', grown)} "
             f"(retry_memory_factor {factor})"

@@ -56,9 +56,13 @@ class WithSpec:
         return (self.step is None or self.step == step) and (self.backend is None or self.backend == backend)
 
 
+def _pointer(text: str, start: int, end: int) -> str:
+    """``text`` with a caret line under ``text[start:end]``."""
+    return f"    {text}\n    {' ' * start}{'^' * max(1, end - start)}"
+
+
 def _error(origin: str, text: str, start: int, end: int, problem: str, accepted: str) -> AllotmentError:
-    caret = " " * start + "^" * max(1, end - start)
-    return AllotmentError(f"{problem}\n    {text}\n    {caret}", source=f"{origin} {text!r}", accepted=accepted)
+    return AllotmentError(problem, source=f"{origin} {text!r}", accepted=accepted, pointer=_pointer(text, start, end))
 
 
 def parse_with(text: str, origin: str = "--with", kind: str = "with") -> WithSpec:
@@ -102,6 +106,7 @@ def parse_with(text: str, origin: str = "--with", kind: str = "with") -> WithSpe
     if not body:
         raise _error(origin, text, offset, offset + 1, "has no key=value after ':'", accepted_keys)
     values: dict[str, str] = {}
+    spans: dict[str, tuple[int, int]] = {}
     position = offset
     for part in body.split(","):
         key, eq, value = part.partition("=")
@@ -112,13 +117,14 @@ def parse_with(text: str, origin: str = "--with", kind: str = "with") -> WithSpe
         if key in values:
             raise _error(origin, text, position, position + len(key), f"key {key!r} is repeated", "give each key once")
         values[key] = value
+        spans[key] = (position + len(key) + 1, position + len(part))
         position += len(part) + 1
     parsed: dict[str, object] = {}
     for key, value in values.items():
         try:
             parsed[key] = PARSERS[key](value)
         except FieldError as e:
-            raise e.with_context(step=step, source=f"{origin} {text!r}") from e
+            raise e.with_context(step=step, source=f"{origin} {text!r}", pointer=_pointer(text, *spans[key])) from e
     return WithSpec(text, origin, kind, step, backend, Resources.normalized(**parsed))
 
 
