@@ -18,9 +18,11 @@ from .errors import AllotmentError
 
 if TYPE_CHECKING:
     from .model import Resources
-    from .resolve import Resolved, resolve
+    from .resolve import Resolved
 
-_LAZY = {"Resources": "model", "Resolved": "resolve", "resolve": "resolve"}
+# Names loaded on first use. The resolution function is `allotment.resolve.resolve`: a package
+# attribute `resolve` would be replaced by the submodule `allotment.resolve` once it is imported.
+_LAZY = {"Resources": "model", "Resolved": "resolve"}
 
 
 def __getattr__(name: str) -> Any:
@@ -33,5 +35,5 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["AllotmentError", "Resolved", "Resources", "batch", "kubernetes", "resolve", "resources", "spec_of"]
+__all__ = ["AllotmentError", "Resolved", "Resources", "batch", "kubernetes", "resources", "spec_of"]
 __version__ = "0.1.0"

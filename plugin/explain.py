@@ -51,8 +51,17 @@ def kubernetes_effects(resolved: Resolved, profile: Profile) -> dict[str, str]:
     return out
 
 
-EFFECTS: Final[dict[str, Callable[[Resolved, Profile], dict[str, str]]]] = {"kubernetes": kubernetes_effects}
-"""Backend -> its explainer; a backend without one is explained in Kubernetes terms."""
+def _batch_effects(resolved: Resolved, profile: Profile) -> dict[str, str]:
+    from .awsbatch import batch_effects
+
+    return batch_effects(resolved, profile)
+
+
+EFFECTS: Final[dict[str, Callable[[Resolved, Profile], dict[str, str]]]] = {
+    "kubernetes": kubernetes_effects,
+    "batch": _batch_effects,
+}
+"""Backend -> its explainer; a backend without one (``local``) is explained in Kubernetes terms."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,10 @@ def explain(resolved: Resolved, profile: Profile, *, file: str | Path | None = N
         rows.append(Row(name, won.value, describe_value(name, won.value), str(won.source), others, effects.get(name, "")))
     qos = resolved.options.get("qos")
     notes = list(resolved.notes)
+    if target == "batch":
+        from .awsbatch import batch_notes
+
+        notes += batch_notes(resolved)
     if qos:
         notes.insert(0, f"qos {qos}")
     return Explained(resolved.step, str(file) if file is not None else None, resolved.backend, pinned_by, target, tuple(rows), tuple(notes))

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from allotment import AllotmentError, Resources, batch, kubernetes, resolve, resources, spec_of
+from allotment import AllotmentError, Resources, batch, kubernetes, resources, spec_of
 from allotment.decorators import StepSpec, innermost
+from allotment.resolve import resolve
 
 
 def by_decorator(spec: StepSpec | None) -> dict[str, Any]:

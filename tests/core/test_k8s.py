@@ -16,14 +16,14 @@ from unittest import mock
 import kubernetes_validate
 import kubernetes_validate.utils
 import pytest
-from allotment import AllotmentError, kubernetes, resolve, resources, spec_of
+from allotment import AllotmentError, kubernetes, resources, spec_of
 from allotment.fields import GPU_VENDORS, MIG_PROFILE
 from allotment.k8s import gpu_key, kubernetes_parts, merge_parts
 from allotment.k8s_rules import pod_problems
 from allotment.output import dump
 from allotment.profiles import BUILTIN_PROFILES, Profile, get_profile
 from allotment.quantity import parse_quantity
-from allotment.resolve import Resolved
+from allotment.resolve import Resolved, resolve
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

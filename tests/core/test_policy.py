@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from allotment import AllotmentError, Resources, resolve
+from allotment import AllotmentError, Resources
 from allotment.decorators import Layer, StepSpec
 from allotment.policy import Policy, load_policy
+from allotment.resolve import resolve
 from allotment.withspec import parse_withs
 
 YAML = """\

@@ -8,13 +8,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from allotment import AllotmentError, Resources, batch, kubernetes, resolve, resources, spec_of
+from allotment import AllotmentError, Resources, batch, kubernetes, resources, spec_of
 from allotment.decorators import Layer, StepSpec
 from allotment.explain import explain
 from allotment.fields import FIELDS, NUMERIC_FIELDS
 from allotment.policy import Policy
 from allotment.profiles import get_profile
-from allotment.resolve import SEED_DEFAULTS
+from allotment.resolve import SEED_DEFAULTS, resolve
 from allotment.sources import Contributions, Source, Sourced
 from allotment.withspec import WithSpec, parse_withs
 from hypothesis import given, settings
