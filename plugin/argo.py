@@ -5,6 +5,14 @@ The face's code lives in the repository's top-level ``argo/`` folder, which has 
 package). This module stands in for that missing ``__init__``: it makes ``allotment.argo``
 a package whose submodules are that folder's files (``__path__``), and it imports a public
 name from them only when it is first used, so ``import allotment`` never imports Hera.
+
+Public names (see ``argo/README.md``): ``install()`` registers Hera pre-build hooks that
+turn allotment specs into template fields; ``apply(workflow, settings=None)`` returns a copy
+of a workflow with them; ``using_settings(settings)`` makes hooks resolve with given
+settings; ``attach(template, **fields)`` and ``container(..., allotment={...})`` put a spec
+on a Hera Container; ``overridable(False)`` turns submit-time parameters off for a template
+or workflow; ``defaults(workflow, **fields)`` sets workflow-level defaults;
+``limit_range(policy, namespace)`` is a policy's caps as a LimitRange manifest.
 """
 
 from __future__ import annotations
@@ -16,6 +24,12 @@ from typing import Any, Final
 EXPORTS: Final[dict[str, str]] = {
     "apply": "hooks",
     "install": "hooks",
+    "using_settings": "hooks",
+    "attach": "templates",
+    "container": "templates",
+    "defaults": "templates",
+    "overridable": "templates",
+    "limit_range": "limitrange",
 }
 """Public name -> the submodule of ``allotment.argo`` that defines it."""
 

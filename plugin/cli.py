@@ -31,7 +31,9 @@ _SET_HELP = (
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="Python files, or folders searched for *.py")
+    parser.add_argument(
+        "paths", nargs="*", metavar="PATH", help="Python files, or folders searched for *.py (none for --target limitrange)"
+    )
     parser.add_argument("--with", dest="with_", action="append", default=[], metavar="SPEC", help=_WITH_HELP)
     parser.add_argument("--set", dest="set_", action="append", default=[], metavar="SPEC", help=_SET_HELP)
     parser.add_argument(
@@ -89,7 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 a bad spec or input, 2 bad usage)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.paths and getattr(args, "target", None) != "limitrange":
+        parser.error(f"{args.command}: give at least one PATH (a Python file or a folder)")
     try:
         return _run(args)
     except AllotmentError as e:

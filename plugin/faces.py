@@ -29,6 +29,7 @@ RENDER_TARGETS: Final[dict[str, tuple[str, str]]] = {
 
 STEP_FINDERS: Final[dict[str, str]] = {
     "airflow": "allotment.airflow.discover:find_steps",
+    "hera": "allotment.argo.discover:find_steps",
 }
 """Engine module -> a finder ``(module, file) -> list[allotment.discover.Step]`` for the steps
 that engine's objects hold. Called only when the engine is already imported."""

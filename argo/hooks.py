@@ -1,0 +1,249 @@
+"""Hera's pre-build hooks: allotment's specs become Argo template fields when a workflow is built.
+
+``allotment.argo.install()`` registers one hook per workflow class (``Workflow``,
+``WorkflowTemplate``, ``CronWorkflow``, ``ClusterWorkflowTemplate``; Hera looks hooks up by
+the exact class). It is idempotent, and every helper of ``allotment.argo`` calls it, as does
+``allotment render --target argo``; a file that only uses ``@resources`` on ``@script`` and
+builds its workflows itself (``w.to_yaml()``, ``w.create()``) calls it once.
+
+The hook works on the workflow, not on single templates, because a template's parameters
+and defaults belong to the workflow. It never changes the user's objects: it returns a
+copy of the workflow whose resourced templates are copies with allotment's fields set, and
+marks that copy so that a second pass (Hera runs hooks on every ``build()``, and twice for a
+CronWorkflow) returns it as it is. So ``to_dict()`` twice gives the same result.
+
+This module has no ``from __future__ import annotations``: Hera finds a hook by its return
+annotation, which must be the class itself, not a string. The annotations are set explicitly
+below all the same.
+"""
+
+import contextlib
+import contextvars
+import copy
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from allotment.errors import AllotmentError
+from allotment.model import Resources
+from allotment.settings import Settings, load_settings
+from allotment.sources import Source
+from hera.shared import global_config
+from hera.workflows import ClusterWorkflowTemplate, Container, CronWorkflow, Script, Workflow, WorkflowTemplate
+from hera.workflows import models as m
+
+from .plan import TemplatePlan, plan_template
+from .templates import template_options, template_spec, workflow_defaults, workflow_options
+
+__all__ = ["APPLIED", "WORKFLOW_CLASSES", "apply", "install", "plans", "using_settings"]
+
+WORKFLOW_CLASSES = (Workflow, WorkflowTemplate, CronWorkflow, ClusterWorkflowTemplate)
+APPLIED = "__allotment_applied__"
+"""Marks a workflow copy that already has allotment's fields."""
+
+_settings: contextvars.ContextVar[Settings | None] = contextvars.ContextVar("allotment_argo_settings", default=None)
+
+
+@contextlib.contextmanager
+def using_settings(settings: Settings) -> Iterator[Settings]:
+    """Within this block, hooks resolve with ``settings`` (the CLI's) instead of the environment's."""
+    token = _settings.set(settings)
+    try:
+        yield settings
+    finally:
+        _settings.reset(token)
+
+
+def _current_settings() -> Settings:
+    return _settings.get() or load_settings()
+
+
+def _dump(model: Any) -> dict[str, Any]:
+    dumped: dict[str, Any] = model.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return dumped
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _user_parts(template: Any) -> dict[str, Any]:
+    resources = template._build_resources()
+    parts: dict[str, Any] = {}
+    if resources is not None:
+        dumped = _dump(resources)
+        parts["resources"] = {k: dumped[k] for k in ("requests", "limits") if dumped.get(k)}
+    parts["volumes"] = [_dump(v) for v in template._build_volumes() or []]
+    parts["volumeMounts"] = [_dump(v) for v in template._build_volume_mounts() or []]
+    parts["nodeSelector"] = dict(template.node_selector or {})
+    parts["tolerations"] = [_dump(t) if not isinstance(t, dict) else dict(t) for t in template.tolerations or []]
+    return parts
+
+
+def _label(template: Any) -> str:
+    return f"{type(template).__name__} {template.name!r}"
+
+
+def _overridable(template: Any, workflow: Any, settings: Settings) -> bool:
+    if settings.policy is not None and not settings.policy.allow_with:
+        return False  # the policy allows no runtime input, and a submit parameter is one
+    own: bool | None = template_options(template).overridable
+    if own is not None:
+        return own
+    flag = workflow_options(workflow).overridable
+    return True if flag is None else flag
+
+
+def _workflow_name(workflow: Any) -> str:
+    return str(workflow.name or workflow.generate_name or type(workflow).__name__)
+
+
+def plan_sources(workflow: Workflow) -> list[tuple[Resources, Source]]:
+    """The workflow-level defaults of ``workflow`` with their source (empty when none)."""
+    wf_defaults = workflow_defaults(workflow)
+    return [(wf_defaults, Source("workflow default", f"allotment.argo.defaults({_workflow_name(workflow)})"))] if wf_defaults else []
+
+
+def plans(workflow: Workflow, settings: Settings | None = None) -> list[tuple[int, Any, TemplatePlan]]:
+    """(index in ``workflow.templates``, template, plan) for every resourced template."""
+    specs = [
+        (index, template, spec)
+        for index, template in enumerate(workflow.templates or [])
+        if isinstance(template, (Script, Container)) and (spec := template_spec(template)) is not None
+    ]
+    if not specs:
+        return []  # a workflow without allotment specs: nothing to read, nothing to do
+    settings = settings or _current_settings()
+    found: list[tuple[int, Any, TemplatePlan]] = []
+    defaults = plan_sources(workflow)
+    for index, template, spec in specs:
+        resolved = settings.resolve(spec, backend="kubernetes", defaults=defaults)
+        if resolved.backend != "kubernetes":
+            raise AllotmentError(
+                f"is pinned to {resolved.backend} by @{resolved.backend}, but {_label(template)} runs on Argo (Kubernetes)",
+                step=resolved.step,
+                accepted=f"drop @{resolved.backend} from this step, or use @kubernetes",
+            )
+        _check_options(template, workflow, resolved.options, resolved.step)
+        plan = plan_template(
+            template.name,
+            resolved,
+            settings.profile,
+            _user_parts(template),
+            user_source=f"{_label(template)}'s own fields",
+            overridable=_overridable(template, workflow, settings),
+            policy=settings.policy,
+            user_pod_spec_patch=template.pod_spec_patch,
+            user_retry=_retry(template),
+        )
+        found.append((index, template, plan))
+    return found
+
+
+def _retry(template: Any) -> dict[str, Any] | None:
+    built = template._build_retry_strategy()
+    return None if built is None else _dump(built)
+
+
+def _check_options(template: Any, workflow: Any, options: Any, step: str) -> None:
+    image = options.get("image")
+    if image is not None and template.image not in (image, global_config.image):
+        raise AllotmentError(
+            f"@kubernetes(image={image!r}) conflicts with the image {template.image!r} of {_label(template)}",
+            step=step,
+            accepted="give the image in one place",
+        )
+    namespace = options.get("namespace")
+    if namespace is not None and workflow.namespace not in (None, namespace):
+        raise AllotmentError(
+            f"@kubernetes(namespace={namespace!r}) conflicts with the workflow's namespace {workflow.namespace!r}",
+            step=step,
+            accepted="an Argo step runs in its workflow's namespace; give it there",
+        )
+
+
+def _apply_plan(template: Any, plan: TemplatePlan) -> Any:
+    new = copy.copy(template)
+    image = plan.resolved.options.get("image")
+    if image is not None:
+        new.image = image
+    resources = plan.parts.get("resources") or {}
+    claims = getattr(template._build_resources(), "claims", None)
+    new.resources = m.ResourceRequirements(
+        requests={k: m.Quantity(v) for k, v in resources.get("requests", {}).items()} or None,
+        limits={k: m.Quantity(v) for k, v in resources.get("limits", {}).items()} or None,
+        claims=claims,
+    )
+    if plan.added["volumes"]:
+        new.volumes = _as_list(template.volumes) + [m.Volume.model_validate(v) for v in plan.added["volumes"]]
+    if plan.added["volumeMounts"]:
+        new.volume_mounts = list(template.volume_mounts or []) + [m.VolumeMount.model_validate(v) for v in plan.added["volumeMounts"]]
+    if plan.parts.get("nodeSelector"):
+        new.node_selector = dict(plan.parts["nodeSelector"])
+    if plan.added["tolerations"]:
+        new.tolerations = list(template.tolerations or []) + [m.Toleration.model_validate(t) for t in plan.added["tolerations"]]
+    if plan.pod_spec_patch is not None:
+        new.pod_spec_patch = plan.pod_spec_patch
+    if plan.retry_strategy is not None:
+        new.retry_strategy = m.RetryStrategy.model_validate(plan.retry_strategy)
+    return new
+
+
+def _arguments(workflow: Workflow, parameters: list[dict[str, str]]) -> m.Arguments:
+    built = workflow._build_arguments()
+    existing = list(built.parameters or []) if built is not None else []
+    names = [p.name for p in existing]
+    for parameter in parameters:
+        if parameter["name"] in names:
+            raise AllotmentError(
+                f"workflow parameter {parameter['name']!r} is defined twice (allotment generates it for a template's submit-time override)",
+                source=f"workflow {_workflow_name(workflow)}",
+                accepted="rename your parameter or template, or turn the overrides off with allotment.argo.overridable(False)",
+            )
+        names.append(parameter["name"])
+    ours = [m.Parameter(name=p["name"], value=p["value"], description=p["description"]) for p in parameters]
+    return m.Arguments(artifacts=built.artifacts if built is not None else None, parameters=existing + ours)
+
+
+def apply(workflow: Workflow, settings: Settings | None = None) -> Workflow:
+    """A copy of ``workflow`` with allotment's fields on every resourced template and the
+    submit-time parameters among its arguments. ``settings``: the deployment's (default: the
+    ones :func:`using_settings` set, else read from the environment). ``workflow`` itself is
+    not changed; a copy that has them already, or a workflow without allotment specs, is
+    returned as it is."""
+    if getattr(workflow, APPLIED, False):
+        return workflow
+    planned = plans(workflow, settings)
+    if not planned:
+        return workflow
+    new = copy.copy(workflow)
+    templates = list(workflow.templates or [])
+    parameters: list[dict[str, str]] = []
+    for index, template, plan in planned:
+        templates[index] = _apply_plan(template, plan)
+        parameters += plan.parameters
+    new.templates = templates
+    if parameters:
+        new.arguments = _arguments(workflow, parameters)
+    object.__setattr__(new, APPLIED, True)
+    return new
+
+
+def _make_hook(cls: type) -> Callable[[Any], Any]:
+    def hook(workflow: Any) -> Any:
+        return apply(workflow)
+
+    hook.__name__ = hook.__qualname__ = f"allotment_{cls.__name__}_hook"
+    hook.__annotations__ = {"workflow": cls, "return": cls}
+    hook.__allotment_hook__ = True  # type: ignore[attr-defined]
+    return hook
+
+
+def install() -> None:
+    """Register allotment's pre-build hook for each workflow class, once (idempotent, and again
+    after ``hera.shared.global_config.reset()``)."""
+    registered = getattr(global_config, "_pre_build_hooks", None) or {}
+    for cls in WORKFLOW_CLASSES:
+        if not any(getattr(h, "__allotment_hook__", False) for h in registered.get(cls, [])):
+            global_config.register_pre_build_hook(_make_hook(cls))
