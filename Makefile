@@ -6,17 +6,18 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean constraints
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[all,dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)  ## explain and render the examples
 	$(BIN)/allotment explain tests/data/flows --with kubernetes:cpu=8
 	$(BIN)/allotment render tests/data/flows --target kubernetes --with kubernetes
+	$(BIN)/allotment render dags --target airflow --policy dags/policy.yaml
 
 test: $(STAMP)  ## the test suite (CI runs exactly this, then `make lint`)
 	$(BIN)/python -m pytest
@@ -28,6 +29,10 @@ lint: $(STAMP)  ## ruff, and mypy (strict on plugin/)
 
 bench: $(STAMP)  ## benchmarks: ratios against a baseline measured in the same run
 	$(BIN)/python bench/import_time.py
+
+constraints: $(STAMP)  ## re-pin constraints.txt to what .venv holds now
+	{ sed -n '1,2p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^allotment'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis .airflow
