@@ -31,7 +31,7 @@ bench: $(STAMP)  ## benchmarks: ratios against a baseline measured in the same r
 	$(BIN)/python bench/import_time.py
 
 constraints: $(STAMP)  ## re-pin constraints.txt to what .venv holds now
-	{ sed -n '1,2p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^allotment'; } > constraints.txt.new
+	{ sed -n '1,2p' constraints.txt; $(BIN)/python -m pip freeze --all --exclude-editable | grep -v '^allotment\|^pip=='; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
 clean:

@@ -1,6 +1,10 @@
 """Airflow provider registration: ``airflow providers list`` shows allotment.
 
-Registered through the ``apache_airflow_provider`` entry point in ``pyproject.toml``.
+Registered through the ``apache_airflow_provider`` entry point in ``pyproject.toml``. The
+provider also declares the ``[allotment]`` config section (``airflow config list`` shows it).
+allotment's cluster policy is registered separately, through the ``airflow.policy`` entry point
+(:mod:`allotment.airflow.policy`); the provider adds no task decorator: ``@resources`` stacks
+with the stock ``@task.kubernetes``.
 """
 
 from __future__ import annotations
@@ -8,6 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["get_provider_info"]
+
+
+def _option(description: str, example: str) -> dict[str, Any]:
+    return {"description": description, "version_added": "0.1.0", "type": "string", "example": example, "default": None}
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -20,4 +28,22 @@ def get_provider_info() -> dict[str, Any]:
         "description": "One compute-resource spec (`@resources`) for KubernetesPodOperator, `@task.kubernetes`, "
         "the KubernetesExecutor and AWS Batch.",
         "versions": [__version__],
+        "config": {
+            "allotment": {
+                "description": "Deployment-wide allotment settings. The environment (ALLOTMENT_WITH, "
+                "ALLOTMENT_POLICY, ALLOTMENT_PROFILE, ALLOTMENT_BACKEND) wins over these for single values; "
+                "`with` specs from both apply.",
+                "options": {
+                    "with": _option(
+                        "Runtime floors for every task, ';'-separated, same grammar as `allotment --with`.",
+                        "kubernetes:cpu=2,memory=8Gi",
+                    ),
+                    "policy": _option(
+                        "Policy file (YAML, TOML or JSON): caps, allowed GPU types, runtime rules.", "/opt/airflow/policy.yaml"
+                    ),
+                    "profile": _option("Cluster profile mapping gpu_type to node labels: nvidia-gfd, gke, eks-karpenter or a file.", "gke"),
+                    "backend": _option("Backend of steps without a backend decorator: kubernetes, batch or local.", "kubernetes"),
+                },
+            }
+        },
     }

@@ -16,8 +16,11 @@ from typing import Any, Final
 EXPORTS: Final[dict[str, str]] = {
     "ResourcesMixin": "operators",
     "KubernetesPodOperator": "operators",
+    "KubernetesDecoratedOperator": "operators",
     "BatchOperator": "batch",
-    "resources_from_airflow": "operators",
+    "resources_from_airflow": "tasks",
+    "task_policy": "policy",
+    "use_settings": "config",
     "get_provider_info": "provider",
 }
 """Public name -> the submodule of ``allotment.airflow`` that defines it."""

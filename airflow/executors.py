@@ -1,0 +1,139 @@
+"""Executors (issue 3b): a plain task on the KubernetesExecutor gets its spec in its worker pod.
+
+A task runs on the KubernetesExecutor when its own ``executor=`` names it, or when it names no
+executor and the KubernetesExecutor is the default (the first entry of ``[core] executor``).
+For such a task whose callable carries ``@resources`` (or an allotment operator that is not a
+pod operator), allotment fills ``executor_config["pod_override"]``: the ``base`` container's
+resources and the ``dshm`` mount, the pod's ``dshm`` volume, GPU tolerations and node selector,
+merged with the user's own ``pod_override`` (kept; a conflict is an error naming both).
+
+Under the LocalExecutor or CeleryExecutor nothing is sent to Kubernetes and ``executor_config``
+is left alone. A KubernetesPodOperator task is different: its spec sizes the pod it launches,
+not the worker that launches it, so its ``executor_config`` is left alone as well.
+
+The pod override is fixed when the DAG is parsed (the scheduler builds the worker pod before the
+task runs), so ``dag_run.conf`` overrides and retry growth apply to launched pods only.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from allotment.airflow.kube import pod_from_dict, to_dict
+from allotment.errors import AllotmentError
+from allotment.k8s import kubernetes_parts, merge_parts
+from allotment.k8s_user import yield_defaults
+from allotment.profiles import Profile
+from allotment.resolve import Resolved
+
+__all__ = ["KUBERNETES_EXECUTOR", "configured_executors", "executor_class", "on_kubernetes_executor", "pod_override_config", "worker_pod"]
+
+KUBERNETES_EXECUTOR: Final = "KubernetesExecutor"
+WORKER_ARGS: Final = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string", "<workload>"]
+"""Placeholder worker command in rendered worker pods (the executor puts the real workload there)."""
+
+
+def configured_executors() -> list[str]:
+    """``[core] executor`` as a list; the first entry is the default executor."""
+    from airflow.providers.common.compat.sdk import conf
+
+    raw = conf.get("core", "executor", fallback="LocalExecutor") or "LocalExecutor"
+    return [part.strip() for part in str(raw).split(",") if part.strip()]
+
+
+def executor_class(name: str | None, configured: list[str] | None = None) -> str:
+    """The class name of an executor named by alias, class name or module path (None: the default)."""
+    configured = configured_executors() if configured is None else configured
+    if name is None:
+        name = configured[0] if configured else "LocalExecutor"
+    for entry in configured:
+        alias, sep, path = entry.partition(":")
+        if sep and name == alias:
+            name = path
+            break
+    _, _, path = name.rpartition(":")
+    return path.rsplit(".", 1)[-1]
+
+
+def on_kubernetes_executor(task: Any) -> bool:
+    """True when ``task`` runs on the KubernetesExecutor (its own ``executor=`` or the default)."""
+    return executor_class(getattr(task, "executor", None)) == KUBERNETES_EXECUTOR
+
+
+def pod_override_config(resolved: Resolved, profile: Profile, user_config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``executor_config`` with ``pod_override`` holding the spec, merged with the user's own."""
+    config = dict(user_config or {})
+    user_pod = config.get("pod_override")
+    from kubernetes.client import models as k8s
+
+    if user_pod is not None and not isinstance(user_pod, k8s.V1Pod):
+        raise AllotmentError(
+            f"executor_config['pod_override'] is a {type(user_pod).__name__}, not a V1Pod",
+            step=resolved.step,
+            accepted="use kubernetes.client.models.V1Pod (the KubernetesExecutor accepts nothing else)",
+        )
+    data: dict[str, Any] = copy.deepcopy(to_dict(user_pod)) if user_pod is not None else {}
+    spec = data.setdefault("spec", {})
+    containers = spec.setdefault("containers", [])
+    if not containers:
+        containers.append({"name": "base"})
+    base = containers[0]  # the executor reconciles containers by position: the first is the worker's
+    user = {
+        key: value
+        for key, value in {
+            "resources": base.get("resources"),
+            "volumes": spec.get("volumes"),
+            "volumeMounts": base.get("volumeMounts"),
+            "nodeSelector": spec.get("nodeSelector"),
+            "tolerations": spec.get("tolerations"),
+        }.items()
+        if value
+    }
+    ours = yield_defaults(kubernetes_parts(resolved, profile), resolved, user)
+    merged = merge_parts(ours, user, step=resolved.step, user_source="executor_config['pod_override']")
+    resources = {section: values for section, values in (merged.get("resources") or {}).items() if values}
+    if resources:
+        base["resources"] = resources
+    for holder, key in ((base, "volumeMounts"), (spec, "volumes"), (spec, "nodeSelector"), (spec, "tolerations")):
+        if merged.get(key):
+            holder[key] = merged[key]
+    config["pod_override"] = pod_from_dict(data)
+    return config
+
+
+def _template(executor_config: Mapping[str, Any], configured: str | None) -> str:
+    chosen = executor_config.get("pod_template_file") or configured
+    if chosen:
+        return str(chosen)
+    import airflow.providers.cncf.kubernetes as provider
+
+    return str(Path(provider.__file__).parent / "kubernetes_executor_templates" / "basic_template.yaml")
+
+
+def worker_pod(dag_id: str, task_id: str, executor_config: Mapping[str, Any]) -> Any:
+    """The worker pod the KubernetesExecutor would start for a task (try 1), built offline the way
+    the executor builds it: the pod template (``executor_config["pod_template_file"]``, else
+    ``[kubernetes_executor] pod_template_file``, else the provider's basic template), the
+    executor's own settings, then ``pod_override``; the pod mutation hook runs last."""
+    from airflow.providers.cncf.kubernetes.kube_config import KubeConfig
+    from airflow.providers.cncf.kubernetes.kubernetes_helper_functions import create_unique_id
+    from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
+
+    kube_config = KubeConfig()
+    return PodGenerator.construct_pod(
+        dag_id=dag_id,
+        task_id=task_id,
+        pod_id=create_unique_id(dag_id, task_id),
+        try_number=1,
+        kube_image=kube_config.kube_image,
+        date=None,
+        args=list(WORKER_ARGS),
+        pod_override_object=PodGenerator.from_obj(dict(executor_config)),
+        base_worker_pod=PodGenerator.deserialize_model_file(_template(executor_config, kube_config.pod_template_file)),
+        namespace=kube_config.executor_namespace,
+        scheduler_job_id="render",
+        with_mutation_hook=True,
+    )

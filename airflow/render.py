@@ -1,0 +1,124 @@
+"""``allotment render PATH --target airflow``: the final pod of every resourced task in DAG files.
+
+Per task that carries allotment resources, one document::
+
+    dag_id: training
+    task_id: train
+    file: dags/training.py
+    pod_of: KubernetesPodOperator        # or: KubernetesExecutor worker
+    pod: {apiVersion: v1, kind: Pod, metadata: ..., spec: ...}
+
+The pod is built offline by the real code: a KubernetesPodOperator's (or ``@task.kubernetes``'s)
+own ``build_pod_request_obj(dry_run=True)``, or, for a plain task on the KubernetesExecutor,
+the executor's ``PodGenerator.construct_pod`` from the task's ``executor_config``; then turned
+into plain data with ``ApiClient().sanitize_for_serialization``. The random suffix of pod names
+is replaced by ``-XXXXXXXX``, so the same files render the same bytes. A decorated task's
+command is Airflow's ``placeholder-command`` until it runs. Tasks under a Local/Celery executor
+are skipped with a note on stderr. CLI ``--with``/``--set``/``--policy``/``--profile`` apply,
+completed by the Airflow config ``[allotment]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from allotment.airflow.config import use_settings, with_airflow_config
+from allotment.airflow.executors import pod_override_config, worker_pod
+from allotment.airflow.kube import normalise_pod_name, to_dict
+from allotment.airflow.operators import resolve_task, task_spec
+from allotment.airflow.tasks import POD, WORKER
+from allotment.discover import iter_steps
+from allotment.settings import Settings
+from allotment.withspec import check_steps
+
+__all__ = ["render", "render_task"]
+
+
+def render_task(task: Any, settings: Settings) -> tuple[str, dict[str, Any]] | None:
+    """``(pod_of, pod)`` for one task under ``settings``, or None when no Kubernetes pod carries its spec."""
+    spec = task_spec(task)
+    if spec is None:
+        return None
+    with use_settings(settings):
+        if spec.target == POD:
+            # As execute() does before it builds the pod: a valid, lower-case name (Airflow's _set_name).
+            name = task.name
+            set_name = getattr(task, "_set_name", None)
+            try:
+                if callable(set_name):
+                    task.name = set_name(name)
+                pod = task.build_pod_request_obj(dry_run=True)
+            finally:
+                task.name = name
+            data = to_dict(pod)
+            if getattr(task, "random_name_suffix", False):
+                normalise_pod_name(data)
+            return getattr(type(task), "custom_operator_name", None) or type(task).__name__, data
+        if spec.target == WORKER:
+            resolved = resolve_task(task, settings=settings)
+            config = pod_override_config(resolved, settings.profile, spec.user_executor_config)
+            data = normalise_pod_name(to_dict(worker_pod(task.dag_id, task.task_id, config)))
+            return "KubernetesExecutor worker", data
+    return None
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send what is written to stdout (Airflow's console logs) to stderr, so stdout holds only the documents."""
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            out, err = sys.__stdout__.fileno(), sys.__stderr__.fileno()  # type: ignore[union-attr]
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            yield
+            return
+        sys.__stdout__.flush()  # type: ignore[union-attr]
+        saved = os.dup(out)
+        os.dup2(err, out)
+        try:
+            yield
+        finally:
+            sys.__stdout__.flush()  # type: ignore[union-attr]
+            os.dup2(saved, out)
+            os.close(saved)
+
+
+def render(paths: Sequence[Path], settings: Settings, options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One document per resourced task in the DAG files under ``paths`` (see the module docs)."""
+    with _stdout_to_stderr():
+        return _render(paths, settings)
+
+
+def _render(paths: Sequence[Path], settings: Settings) -> list[dict[str, Any]]:
+    settings = with_airflow_config(settings)
+    with use_settings(settings):  # DAG files are parsed under the same settings as they are rendered
+        steps = list(iter_steps(paths))
+    check_steps([*settings.withs, *settings.sets], [s.name for s in steps])
+    documents: list[dict[str, Any]] = []
+    for step in steps:
+        task = step.obj
+        if task_spec(task) is None:
+            print(f"allotment: {step.name!r} in {step.file} is no Airflow task; not rendered for airflow", file=sys.stderr)
+            continue
+        rendered = render_task(task, settings)
+        if rendered is None:
+            print(
+                f"allotment: task {task.task_id!r} of DAG {task.dag_id!r} runs on the {_executor(task)}, "
+                "where no pod carries its spec; not rendered",
+                file=sys.stderr,
+            )
+            continue
+        pod_of, pod = rendered
+        documents.append({"dag_id": task.dag_id, "task_id": task.task_id, "file": step.file.as_posix(), "pod_of": pod_of, "pod": pod})
+    return documents
+
+
+def _executor(task: Any) -> str:
+    from allotment.airflow.executors import executor_class
+
+    return executor_class(getattr(task, "executor", None))

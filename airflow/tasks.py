@@ -1,0 +1,151 @@
+"""What allotment knows about one Airflow task, and how it is resolved.
+
+A task carries allotment resources when its callable has a spec (``@resources``,
+``@kubernetes``), when it is an allotment operator (``resources=``), or both. Its inputs to
+resolution (DESIGN §2):
+
+==================================  ==========================================  ==============
+input                               from                                        role
+==================================  ==========================================  ==============
+``@resources`` / ``@kubernetes``    the task's callable (``spec_of``)           step source
+``resources=``                      an allotment operator                       step source
+``retry_memory_factor=``            an allotment operator                       step source
+``default_args["allotment"]``       the DAG, task group or task ``default_args``  fills gaps
+``with`` / ``set``                  env, ``[allotment]`` config, ``dag_run.conf``  runtime
+==================================  ==========================================  ==============
+
+``resources=`` takes an :class:`allotment.Resources`, a dict of allotment fields
+(``{"cpu": 4, "memory": "16Gi"}``), or Airflow's own BaseOperator form
+(``{"cpus": 4, "ram": 16384, "disk": 10240, "gpus": 1}``). Airflow documents ``ram`` and
+``disk`` in MB; allotment reads those numbers as **MiB** (as AWS Batch and Docker count), so
+``ram=16384`` is 16 GiB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from allotment.decorators import StepSpec
+from allotment.errors import AllotmentError
+from allotment.fields import FIELDS
+from allotment.model import Resources
+from allotment.resolve import Resolved
+from allotment.settings import Settings
+from allotment.sources import Source
+from allotment.withspec import WithSpec
+
+__all__ = ["AIRFLOW_FORM", "DEFAULTS_KEY", "TaskSpec", "airflow_resources", "defaults_from", "resources_from_airflow"]
+
+DEFAULTS_KEY: Final = "allotment"
+"""``default_args[DEFAULTS_KEY]``: DAG-level allotment defaults (never ``default_args["resources"]``)."""
+
+AIRFLOW_FORM: Final[dict[str, str]] = {"cpus": "cpu", "ram": "memory", "disk": "disk", "gpus": "gpu"}
+"""Airflow's BaseOperator ``resources`` keys -> allotment fields (``ram``/``disk`` read as MiB)."""
+
+POD: Final = "pod"
+WORKER: Final = "worker"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything allotment resolves one task from.
+
+    ``target``: ``"pod"`` when the spec sizes a pod the task launches (KubernetesPodOperator,
+    ``@task.kubernetes``), ``"worker"`` when it sizes the task's own worker (a plain task on the
+    KubernetesExecutor, through ``executor_config["pod_override"]``), ``None`` when the task runs
+    where no allotment backend acts (Local/Celery executors). ``user_executor_config``: the
+    task's ``executor_config`` as the user gave it, before allotment filled ``pod_override``.
+
+    Immutable and shared between copies of an operator (Airflow deep-copies operators).
+    """
+
+    task_id: str
+    spec: StepSpec | None
+    backend: str | None
+    target: str | None
+    defaults: tuple[tuple[Resources, Source], ...] = ()
+    extra: tuple[tuple[Resources, Source], ...] = ()
+    user_executor_config: Mapping[str, Any] | None = None
+
+    def __copy__(self) -> TaskSpec:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> TaskSpec:
+        return self
+
+    def resolve(self, settings: Settings, *, withs: Sequence[WithSpec] = (), sets: Sequence[WithSpec] = ()) -> Resolved:
+        """Resolve under ``settings`` plus runtime ``withs``/``sets`` (a run's ``dag_run.conf``)."""
+        resolved = settings.resolve(
+            self.spec,
+            step=self.task_id,
+            backend=self.backend,
+            defaults=self.defaults,
+            extra=self.extra,
+            withs=withs,
+            sets=sets,
+        )
+        if self.backend == "kubernetes" and resolved.backend != "kubernetes":
+            pinned = self.spec.backend if self.spec else resolved.backend
+            raise AllotmentError(
+                f"is pinned to {resolved.backend} by @{pinned} but runs on Kubernetes here",
+                step=self.task_id,
+                accepted="drop the other backend decorator, or run the step with that backend's operator",
+            )
+        return resolved
+
+
+def resources_from_airflow(value: Any, *, step: str | None = None, source: str = "resources=") -> Resources:
+    """``resources=`` as allotment :class:`~allotment.Resources`: a ``Resources``, a dict of
+    allotment fields, or Airflow's ``{"cpus", "ram", "disk", "gpus"}`` (``ram``/``disk`` in MiB)."""
+    if value is None:
+        return Resources()
+    if isinstance(value, Resources):
+        return value
+    accepted = (
+        "use allotment.Resources, a dict of allotment fields such as {'cpu': 4, 'memory': '16Gi'}, "
+        "or Airflow's form {'cpus': 4, 'ram': 16384, 'disk': 10240, 'gpus': 1} (ram and disk in MiB)"
+    )
+    if not isinstance(value, Mapping):
+        raise AllotmentError(f"got a {type(value).__name__} ({value!r})", step=step, source=source, accepted=accepted)
+    keys = set(value)
+    if keys and keys <= set(AIRFLOW_FORM):
+        fields = {AIRFLOW_FORM[key]: raw for key, raw in value.items()}
+        return Resources.from_input(fields, step=step, source=f"{source} (Airflow form; ram and disk read as MiB)")
+    mixed = sorted(keys & set(AIRFLOW_FORM))
+    if mixed and keys & set(FIELDS):
+        raise AllotmentError(
+            f"mixes Airflow's keys ({', '.join(mixed)}) with allotment's ({', '.join(sorted(keys & set(FIELDS)))})",
+            step=step,
+            source=source,
+            accepted=accepted,
+        )
+    unknown = sorted(keys - set(FIELDS))
+    if unknown:
+        raise AllotmentError(f"unknown field {unknown[0]!r}", step=step, source=source, accepted=accepted)
+    return Resources.from_input(value, step=step, source=source)
+
+
+def defaults_from(default_args: Mapping[str, Any] | None, *, step: str) -> tuple[tuple[Resources, Source], ...]:
+    """The workflow defaults in ``default_args["allotment"]`` (a dict of fields or a Resources)."""
+    raw = (default_args or {}).get(DEFAULTS_KEY)
+    if raw is None:
+        return ()
+    source = Source("workflow default", f"default_args[{DEFAULTS_KEY!r}]")
+    resources = Resources.from_input(raw, step=step, source=str(source))
+    return ((resources, source),) if not resources.is_empty() else ()
+
+
+def airflow_resources(resolved: Resolved) -> dict[str, int | float]:
+    """Airflow's own BaseOperator ``resources`` (``cpus`` in cores, ``ram``/``disk`` in MiB, ``gpus``)
+    for a resolved spec, so serialization and the UI show what the task asks for."""
+    out: dict[str, int | float] = {}
+    cpu = resolved.value("cpu")
+    if cpu is not None:
+        out["cpus"] = cpu // 1000 if cpu % 1000 == 0 else cpu / 1000
+    for field, key in (("memory", "ram"), ("disk", "disk"), ("gpu", "gpus")):
+        value = resolved.value(field)
+        if value is not None:
+            out[key] = int(value)
+    return out
