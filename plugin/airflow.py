@@ -9,9 +9,9 @@ name from them only when it is first used, so ``import allotment`` never imports
 
 from __future__ import annotations
 
-from importlib import import_module
-from pathlib import Path
-from typing import Any, Final
+from typing import Final
+
+from .faces import face_package
 
 EXPORTS: Final[dict[str, str]] = {
     "ResourcesMixin": "operators",
@@ -25,21 +25,5 @@ EXPORTS: Final[dict[str, str]] = {
 }
 """Public name -> the submodule of ``allotment.airflow`` that defines it."""
 
-_here = Path(__file__)
-# Installed (wheel or strict editable): allotment/airflow/ beside this file. Source tree (a plain
-# editable install maps allotment -> plugin/): the repository's airflow/ folder.
-_source_tree = _here.parent.name == "plugin" and (_here.parent.parent / "pyproject.toml").is_file()
-__path__: list[str] = [str(_here.parent.parent / "airflow" if _source_tree else _here.with_suffix(""))]
+__path__, __getattr__, __dir__ = face_package(__name__, __file__, "airflow", EXPORTS, globals())
 __all__ = ["EXPORTS"]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in EXPORTS:
-        raise AttributeError(f"module 'allotment.airflow' has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *EXPORTS])

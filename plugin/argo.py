@@ -17,9 +17,9 @@ or workflow; ``defaults(workflow, **fields)`` sets workflow-level defaults;
 
 from __future__ import annotations
 
-from importlib import import_module
-from pathlib import Path
-from typing import Any, Final
+from typing import Final
+
+from .faces import face_package
 
 EXPORTS: Final[dict[str, str]] = {
     "apply": "hooks",
@@ -33,21 +33,5 @@ EXPORTS: Final[dict[str, str]] = {
 }
 """Public name -> the submodule of ``allotment.argo`` that defines it."""
 
-_here = Path(__file__)
-# Installed (wheel or strict editable): allotment/argo/ beside this file. Source tree (a plain
-# editable install maps allotment -> plugin/): the repository's argo/ folder.
-_source_tree = _here.parent.name == "plugin" and (_here.parent.parent / "pyproject.toml").is_file()
-__path__: list[str] = [str(_here.parent.parent / "argo" if _source_tree else _here.with_suffix(""))]
+__path__, __getattr__, __dir__ = face_package(__name__, __file__, "argo", EXPORTS, globals())
 __all__ = ["EXPORTS"]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in EXPORTS:
-        raise AttributeError(f"module 'allotment.argo' has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *EXPORTS])

@@ -483,21 +483,11 @@ def render(paths: Sequence[Path], settings: Any, options: Mapping[str, Any] | No
     ``--platform``) applies to steps whose ``@batch`` names none. Steps pinned to another
     backend are skipped with a note on stderr; warnings also go to stderr.
     """
-    from .discover import iter_steps
-    from .withspec import check_steps
+    from .render import resolved_steps
 
     platform = (options or {}).get("platform")
-    steps = list(iter_steps(paths))
-    check_steps([*settings.withs, *settings.sets], [s.name for s in steps])
     documents: list[dict[str, Any]] = []
-    for step in steps:
-        resolved = settings.resolve(step.spec, step=step.name, backend="batch", defaults=step.defaults, extra=step.extra)
-        if resolved.backend != "batch":
-            print(
-                f"allotment: step {step.name!r} runs on {resolved.backend} (@{resolved.backend}); not rendered for batch",
-                file=sys.stderr,
-            )
-            continue
+    for step, resolved in resolved_steps(paths, settings, "batch"):
         plan = compile_batch(resolved, platform, warn=False)
         for text in plan.warnings:
             print(f"allotment: warning: {text}", file=sys.stderr)

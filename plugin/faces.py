@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from .errors import AllotmentError
 
-__all__ = ["RENDER_TARGETS", "STEP_FINDERS", "load_finder", "load_target"]
+__all__ = ["RENDER_TARGETS", "STEP_FINDERS", "face_package", "load_finder", "load_target"]
 
 RENDER_TARGETS: Final[dict[str, tuple[str, str]]] = {
     "kubernetes": ("allotment.render:render_kubernetes", ""),
@@ -57,3 +57,32 @@ def load_finder(engine: str) -> Callable[[Any, Path], list[Any]]:
     module_name, _, function = STEP_FINDERS[engine].partition(":")
     finder: Callable[[Any, Path], list[Any]] = getattr(importlib.import_module(module_name), function)
     return finder
+
+
+def face_package(
+    name: str, file: str, folder: str, exports: Mapping[str, str], namespace: dict[str, Any]
+) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """``__path__``, ``__getattr__`` and ``__dir__`` for a module that stands in for a face's
+    missing ``__init__.py`` (``plugin/airflow.py`` for the ``airflow/`` folder).
+
+    ``__path__`` makes the module a package whose submodules are the face folder's files:
+    ``allotment/<folder>/`` beside the module when installed (wheel or strict editable), the
+    repository's top-level ``<folder>/`` in a source tree (a plain editable install maps
+    ``allotment`` to ``plugin/``). ``__getattr__`` imports a public name from the submodule
+    ``exports`` names for it, on first use, and keeps it in ``namespace`` (the module's globals).
+    """
+    here = Path(file)
+    source_tree = here.parent.name == "plugin" and (here.parent.parent / "pyproject.toml").is_file()
+    path = [str(here.parent.parent / folder if source_tree else here.with_suffix(""))]
+
+    def __getattr__(attr: str) -> Any:
+        if attr not in exports:
+            raise AttributeError(f"module {name!r} has no attribute {attr!r}")
+        value = getattr(importlib.import_module(f"{name}.{exports[attr]}"), attr)
+        namespace[attr] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted([*namespace, *exports])
+
+    return path, __getattr__, __dir__
