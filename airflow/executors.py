@@ -1,4 +1,4 @@
-"""Executors (issue 3b): a plain task on the KubernetesExecutor gets its spec in its worker pod.
+"""Executors (issue 3b): a plain task on the KubernetesExecutor or the AwsBatchExecutor gets its spec.
 
 A task runs on the KubernetesExecutor when its own ``executor=`` names it, or when it names no
 executor and the KubernetesExecutor is the default (the first entry of ``[core] executor``).
@@ -11,8 +11,21 @@ Under the LocalExecutor or CeleryExecutor nothing is sent to Kubernetes and ``ex
 is left alone. A KubernetesPodOperator task is different: its spec sizes the pod it launches,
 not the worker that launches it, so its ``executor_config`` is left alone as well.
 
-The pod override is fixed when the DAG is parsed (the scheduler builds the worker pod before the
-task runs), so ``dag_run.conf`` overrides and retry growth apply to launched pods only.
+On the **AwsBatchExecutor** (issue 5, 3b) the same task gets the camelCase SubmitJob fragment
+the executor merges into its ``[aws_batch_executor]`` SubmitJob kwargs:
+``executor_config["containerOverrides"]["resourceRequirements"]``, the complete list (the
+executor's ``merge_dicts`` replaces lists, so a partial list would drop the configured
+MEMORY or VCPU), completed from the executor's own configured list where the spec sets nothing
+or only a default. The user's own ``executor_config`` is kept (a conflicting
+``resourceRequirements`` entry is an error naming both). The platform is ``@batch(platform=...)``,
+else ``ec2``; the executor runs no EKS jobs and submits every task with the one job definition
+of its configuration, so ``platform="eks"``, ``shared_memory`` and disk on Fargate are errors
+there (allotment's BatchOperator registers the job-definition revision they need). Disk on EC2
+is a warning (:class:`allotment.awsbatch.AllotmentWarning`), as everywhere on Batch.
+
+Both configs are fixed when the DAG is parsed (the scheduler builds the worker pod, or submits
+the worker job, before the task runs), so ``dag_run.conf`` overrides and retry growth apply to
+pods and jobs that operators launch only.
 """
 
 from __future__ import annotations
@@ -29,9 +42,21 @@ from allotment.k8s_user import yield_defaults
 from allotment.profiles import Profile
 from allotment.resolve import Resolved
 
-__all__ = ["KUBERNETES_EXECUTOR", "configured_executors", "executor_class", "on_kubernetes_executor", "pod_override_config", "worker_pod"]
+__all__ = [
+    "AWS_BATCH_EXECUTOR",
+    "KUBERNETES_EXECUTOR",
+    "batch_executor_base",
+    "batch_executor_config",
+    "configured_executors",
+    "executor_class",
+    "on_batch_executor",
+    "on_kubernetes_executor",
+    "pod_override_config",
+    "worker_pod",
+]
 
 KUBERNETES_EXECUTOR: Final = "KubernetesExecutor"
+AWS_BATCH_EXECUTOR: Final = "AwsBatchExecutor"
 WORKER_ARGS: Final = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string", "<workload>"]
 """Placeholder worker command in rendered worker pods (the executor puts the real workload there)."""
 
@@ -61,6 +86,38 @@ def executor_class(name: str | None, configured: list[str] | None = None) -> str
 def on_kubernetes_executor(task: Any) -> bool:
     """True when ``task`` runs on the KubernetesExecutor (its own ``executor=`` or the default)."""
     return executor_class(getattr(task, "executor", None)) == KUBERNETES_EXECUTOR
+
+
+def on_batch_executor(task: Any) -> bool:
+    """True when ``task`` runs on the AwsBatchExecutor (its own ``executor=`` or the default)."""
+    return executor_class(getattr(task, "executor", None)) == AWS_BATCH_EXECUTOR
+
+
+def batch_executor_base() -> dict[str, Any]:
+    """The SubmitJob kwargs the AwsBatchExecutor is configured with (``[aws_batch_executor]``), read
+    the way the executor reads them; empty when the configuration names none or cannot be read
+    (the executor itself reports that)."""
+    from airflow.providers.common.compat.sdk import conf
+
+    try:
+        from airflow.providers.amazon.aws.executors.batch.batch_executor_config import build_submit_kwargs
+
+        return dict(build_submit_kwargs(conf))
+    except (ImportError, KeyError, ValueError):
+        return {}
+
+
+def batch_executor_config(
+    resolved: Resolved, user_config: Mapping[str, Any] | None, *, platform: str | None = None, base: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``executor_config`` for a task on the AwsBatchExecutor: the user's own with the complete
+    ``containerOverrides.resourceRequirements`` (:func:`allotment.batch_merge.executor_config`).
+    ``base``: the executor's SubmitJob kwargs (default: read from the Airflow config now)."""
+    from allotment.awsbatch import compile_batch
+    from allotment.batch_merge import executor_config
+
+    plan = compile_batch(resolved, platform)
+    return executor_config(plan, resolved, user_config, base=batch_executor_base() if base is None else base)
 
 
 def pod_override_config(resolved: Resolved, profile: Profile, user_config: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -8,6 +8,22 @@ Per task that carries allotment resources, one document::
     pod_of: KubernetesPodOperator        # or: KubernetesExecutor worker
     pod: {apiVersion: v1, kind: Pod, metadata: ..., spec: ...}
 
+A task whose spec sizes an AWS Batch job instead (allotment's BatchOperator, or a task on the
+AwsBatchExecutor) gets a document of its own (:func:`allotment.airflow.batch.render_batch_task`)::
+
+    dag_id: training
+    task_id: train
+    file: dags/training.py
+    job_of: BatchOperator                # or: AwsBatchExecutor worker
+    platform: ec2
+    submitJob: {jobName: ..., jobQueue: ..., jobDefinition: trainer, containerOverrides: ...}
+    jobDefinitionFields: {containerProperties: {linuxParameters: {sharedMemorySize: 8192}}}
+    notes: [...]                         # executorConfig: {...} for an AwsBatchExecutor worker
+
+``submitJob`` is the request the operator sends, with the base job definition as given: when
+``jobDefinitionFields`` is there, the task submits with the derived revision that carries them
+(registered, once, when it runs; rendering calls no AWS API).
+
 The pod is built offline by the real code: a KubernetesPodOperator's (or ``@task.kubernetes``'s)
 own ``build_pod_request_obj(dry_run=True)``, or, for a plain task on the KubernetesExecutor,
 the executor's ``PodGenerator.construct_pod`` from the task's ``executor_config``; then turned
@@ -32,7 +48,7 @@ from allotment.airflow.config import use_settings, with_airflow_config
 from allotment.airflow.executors import pod_override_config, worker_pod
 from allotment.airflow.kube import normalise_pod_name, to_dict
 from allotment.airflow.operators import resolve_task, task_spec
-from allotment.airflow.tasks import POD, WORKER
+from allotment.airflow.tasks import BATCH_WORKER, JOB, POD, WORKER
 from allotment.discover import iter_steps
 from allotment.settings import Settings
 from allotment.withspec import check_steps
@@ -102,9 +118,18 @@ def _render(paths: Sequence[Path], settings: Settings) -> list[dict[str, Any]]:
     documents: list[dict[str, Any]] = []
     for step in steps:
         task = step.obj
-        if task_spec(task) is None:
+        spec = task_spec(task)
+        if spec is None:
             print(f"allotment: {step.name!r} in {step.file} is no Airflow task; not rendered for airflow", file=sys.stderr)
             continue
+        head = {"dag_id": task.dag_id, "task_id": task.task_id, "file": step.file.as_posix()}
+        if spec.target in (JOB, BATCH_WORKER):
+            from allotment.airflow.batch import render_batch_task
+
+            batch_document = render_batch_task(task, settings)
+            if batch_document is not None:
+                documents.append({**head, **batch_document})
+                continue
         rendered = render_task(task, settings)
         if rendered is None:
             print(
@@ -114,7 +139,7 @@ def _render(paths: Sequence[Path], settings: Settings) -> list[dict[str, Any]]:
             )
             continue
         pod_of, pod = rendered
-        documents.append({"dag_id": task.dag_id, "task_id": task.task_id, "file": step.file.as_posix(), "pod_of": pod_of, "pod": pod})
+        documents.append({**head, "pod_of": pod_of, "pod": pod})
     return documents
 
 

@@ -1,13 +1,14 @@
 """What allotment knows about one Airflow task, and how it is resolved.
 
 A task carries allotment resources when its callable has a spec (``@resources``,
-``@kubernetes``), when it is an allotment operator (``resources=``), or both. Its inputs to
-resolution (DESIGN §2):
+``@kubernetes``, ``@batch``), when it is an allotment operator (``resources=``, ``step=``), or
+both. Its inputs to resolution (DESIGN §2):
 
 ==================================  ==========================================  ==============
 input                               from                                        role
 ==================================  ==========================================  ==============
-``@resources`` / ``@kubernetes``    the task's callable (``spec_of``)           step source
+``@resources`` / ``@kubernetes`` /  the task's callable, or an operator's        step source
+``@batch``                          ``step=`` (``spec_of``)
 ``resources=``                      an allotment operator                       step source
 ``retry_memory_factor=``            an allotment operator                       step source
 ``default_args["allotment"]``       the DAG, task group or task ``default_args``  fills gaps
@@ -36,7 +37,19 @@ from allotment.settings import Settings
 from allotment.sources import Source
 from allotment.withspec import WithSpec
 
-__all__ = ["AIRFLOW_FORM", "DEFAULTS_KEY", "TaskSpec", "airflow_resources", "defaults_from", "resources_from_airflow"]
+__all__ = [
+    "AIRFLOW_FORM",
+    "BACKEND_NAMES",
+    "BATCH_WORKER",
+    "DEFAULTS_KEY",
+    "JOB",
+    "POD",
+    "WORKER",
+    "TaskSpec",
+    "airflow_resources",
+    "defaults_from",
+    "resources_from_airflow",
+]
 
 DEFAULTS_KEY: Final = "allotment"
 """``default_args[DEFAULTS_KEY]``: DAG-level allotment defaults (never ``default_args["resources"]``)."""
@@ -45,18 +58,30 @@ AIRFLOW_FORM: Final[dict[str, str]] = {"cpus": "cpu", "ram": "memory", "disk": "
 """Airflow's BaseOperator ``resources`` keys -> allotment fields (``ram``/``disk`` read as MiB)."""
 
 POD: Final = "pod"
+"""The spec sizes the pod the task launches (KubernetesPodOperator, ``@task.kubernetes``)."""
 WORKER: Final = "worker"
+"""The spec sizes the task's own worker pod on the KubernetesExecutor (``pod_override``)."""
+JOB: Final = "job"
+"""The spec sizes the AWS Batch job the task submits (allotment's BatchOperator)."""
+BATCH_WORKER: Final = "batch-worker"
+"""The spec sizes the task's own AWS Batch job on the AwsBatchExecutor (``executor_config``)."""
+
+BACKEND_NAMES: Final[dict[str, str]] = {"kubernetes": "Kubernetes", "batch": "AWS Batch", "local": "this machine"}
 
 
 @dataclass(frozen=True)
 class TaskSpec:
     """Everything allotment resolves one task from.
 
-    ``target``: ``"pod"`` when the spec sizes a pod the task launches (KubernetesPodOperator,
-    ``@task.kubernetes``), ``"worker"`` when it sizes the task's own worker (a plain task on the
-    KubernetesExecutor, through ``executor_config["pod_override"]``), ``None`` when the task runs
-    where no allotment backend acts (Local/Celery executors). ``user_executor_config``: the
-    task's ``executor_config`` as the user gave it, before allotment filled ``pod_override``.
+    ``target``: :data:`POD` when the spec sizes a pod the task launches (KubernetesPodOperator,
+    ``@task.kubernetes``), :data:`WORKER` when it sizes the task's own worker (a plain task on the
+    KubernetesExecutor, through ``executor_config["pod_override"]``), :data:`JOB` when it sizes
+    the AWS Batch job the task submits (allotment's BatchOperator), :data:`BATCH_WORKER` when it
+    sizes the task's own job on the AwsBatchExecutor (``executor_config["containerOverrides"]``),
+    ``None`` when the task runs where no allotment backend acts (Local/Celery executors).
+    ``backend``: the backend ``target`` implies (``kubernetes``, ``batch``), or None.
+    ``user_executor_config``: the task's ``executor_config`` as the user gave it, before
+    allotment filled it.
 
     Immutable and shared between copies of an operator (Airflow deep-copies operators).
     """
@@ -86,10 +111,10 @@ class TaskSpec:
             withs=withs,
             sets=sets,
         )
-        if self.backend == "kubernetes" and resolved.backend != "kubernetes":
+        if self.backend is not None and resolved.backend != self.backend:
             pinned = self.spec.backend if self.spec else resolved.backend
             raise AllotmentError(
-                f"is pinned to {resolved.backend} by @{pinned} but runs on Kubernetes here",
+                f"is pinned to {resolved.backend} by @{pinned} but runs on {BACKEND_NAMES.get(self.backend, self.backend)} here",
                 step=self.task_id,
                 accepted="drop the other backend decorator, or run the step with that backend's operator",
             )
@@ -113,10 +138,12 @@ def resources_from_airflow(value: Any, *, step: str | None = None, source: str =
     if keys and keys <= set(AIRFLOW_FORM):
         fields = {AIRFLOW_FORM[key]: raw for key, raw in value.items()}
         return Resources.from_input(fields, step=step, source=f"{source} (Airflow form; ram and disk read as MiB)")
-    mixed = sorted(keys & set(AIRFLOW_FORM))
-    if mixed and keys & set(FIELDS):
+    # "disk" is a key of both forms (MiB in both): only Airflow's own keys make a dict Airflow's form.
+    mixed = sorted(keys & (set(AIRFLOW_FORM) - set(FIELDS)))
+    ours = sorted(keys & (set(FIELDS) - set(AIRFLOW_FORM)))
+    if mixed and ours:
         raise AllotmentError(
-            f"mixes Airflow's keys ({', '.join(mixed)}) with allotment's ({', '.join(sorted(keys & set(FIELDS)))})",
+            f"mixes Airflow's keys ({', '.join(mixed)}) with allotment's ({', '.join(ours)})",
             step=step,
             source=source,
             accepted=accepted,

@@ -18,6 +18,7 @@ EXPORTS: Final[dict[str, str]] = {
     "KubernetesPodOperator": "operators",
     "KubernetesDecoratedOperator": "operators",
     "BatchOperator": "batch",
+    "portable_task": "portable",
     "resources_from_airflow": "tasks",
     "task_policy": "policy",
     "use_settings": "config",

@@ -24,6 +24,8 @@ EXPECTED = {
     ("feature_pipeline", "embed"),
     ("nightly_aggregate", "aggregate"),
     ("nightly_aggregate", "report"),
+    ("portable_training", "prepare"),  # the Kubernetes variant: no deployment backend named (test_batch_operator.py: Batch)
+    ("portable_training", "train"),
 }
 
 
@@ -51,7 +53,7 @@ def _golden_form(document: dict[str, Any]) -> dict[str, Any]:
 def test_every_dag_file_parses_with_no_import_error() -> None:
     bag = dagbag(DAGS)
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"gpu_training", "feature_pipeline", "nightly_aggregate"}
+    assert set(bag.dag_ids) == {"gpu_training", "feature_pipeline", "nightly_aggregate", "portable_training"}
     assert bag.dags["gpu_training"].schedule == "@daily"
 
 

@@ -1,11 +1,19 @@
 """Helpers for the AWS Batch tests: botocore's real Batch model, its Fargate table, resolved specs,
-and described base job definitions as DescribeJobDefinitions returns them."""
+described base job definitions as DescribeJobDefinitions returns them, and a moto server on
+127.0.0.1 with a job queue (also used by tests/airflow/test_batch_operator.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import json
+import logging
 import re
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -166,3 +174,76 @@ BASES: dict[str, dict[str, Any]] = {
 def base(platform: str) -> dict[str, Any]:
     """A fresh copy of the platform's base job definition."""
     return copy.deepcopy(BASES[platform])
+
+
+def _post_json(url: str, body: dict[str, Any]) -> None:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status in (200, 201)
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto server on 127.0.0.1 (in this process, a free port): yields its endpoint URL.
+
+    No docker: Batch jobs are recorded and marked SUCCEEDED at once (moto's batch_simple).
+    moto's config is process-wide (the server runs in this process): it is put back, and the
+    server's state reset, afterwards."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    with urllib.request.urlopen(f"{endpoint}/moto-api/config", timeout=10) as response:
+        before = json.load(response)["batch"]
+    _post_json(f"{endpoint}/moto-api/config", {"batch": {"use_docker": False}})
+    try:
+        yield endpoint
+    finally:
+        _post_json(f"{endpoint}/moto-api/config", {"batch": before})
+        _post_json(f"{endpoint}/moto-api/reset", {})
+        server.stop()
+
+
+@dataclass
+class MotoBatch:
+    """A Batch client on a moto server, with a job queue (on an unmanaged compute environment)."""
+
+    endpoint: str
+    client: Any
+    queue: str
+    prefix: str
+
+    def recorded(self, job_id: str) -> dict[str, Any]:
+        """The overrides the server stored for a submitted job (moto's describe_jobs does not show
+        ``containerOverrides.resourceRequirements``)."""
+        from moto.batch.models import batch_backends
+
+        job = batch_backends[ACCOUNT][REGION]._jobs[job_id]
+        return {"containerOverrides": job.container_overrides, "eksPropertiesOverride": job.eks_properties_override}
+
+    def revisions(self, name: str) -> list[dict[str, Any]]:
+        """The ACTIVE revisions of a job definition, oldest first."""
+        found = self.client.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")["jobDefinitions"]
+        return sorted(found, key=lambda d: d["revision"])
+
+
+def moto_batch(endpoint: str) -> MotoBatch:
+    """A fresh job queue (names prefixed with a random ``t<8 hex>``) on the moto server at ``endpoint``."""
+    import boto3
+
+    keys = {"endpoint_url": endpoint, "region_name": REGION, "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    client = boto3.client("batch", **keys)
+    iam = boto3.client("iam", **keys)
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    role = iam.create_role(RoleName=f"{prefix}-batch-service", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    client.create_compute_environment(computeEnvironmentName=f"{prefix}-ce", type="UNMANAGED", state="ENABLED", serviceRole=role)
+    client.create_job_queue(
+        jobQueueName=f"{prefix}-queue",
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": f"{prefix}-ce"}],
+    )
+    return MotoBatch(endpoint, client, f"{prefix}-queue", prefix)

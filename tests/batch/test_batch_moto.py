@@ -11,10 +11,7 @@ terminates its jobs and deregisters those definitions afterwards.
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +23,7 @@ from allotment.awsbatch import compile_batch, job_name
 from allotment.decorators import spec_of
 from allotment.jobdefs import DIGEST_TAG, ensure_job_definition
 from allotment.settings import Settings
-from batch_support import ACCOUNT, REGION
+from batch_support import ACCOUNT, moto_batch, moto_server
 
 boto3 = pytest.importorskip("boto3")
 
@@ -43,54 +40,16 @@ class BatchTarget:
     job_ids: list[str] = field(default_factory=list)
 
 
-def _post_json(url: str, body: dict[str, Any]) -> None:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status in (200, 201)
-
-
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    moto_server = pytest.importorskip("moto.server")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    # No docker: Batch jobs are recorded and marked SUCCEEDED at once (moto's batch_simple).
-    # moto's config is process-wide (the server runs in this process): put it back afterwards.
-    with urllib.request.urlopen(f"{endpoint}/moto-api/config", timeout=10) as response:
-        before = json.load(response)["batch"]
-    _post_json(f"{endpoint}/moto-api/config", {"batch": {"use_docker": False}})
-    try:
+    pytest.importorskip("moto.server")
+    with moto_server() as endpoint:
         yield endpoint
-    finally:
-        _post_json(f"{endpoint}/moto-api/config", {"batch": before})
-        _post_json(f"{endpoint}/moto-api/reset", {})
-        server.stop()
 
 
 def _moto_target(endpoint: str) -> BatchTarget:
-    from moto.batch.models import batch_backends
-
-    keys = {"endpoint_url": endpoint, "region_name": REGION, "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    client = boto3.client("batch", **keys)
-    iam = boto3.client("iam", **keys)
-    prefix = f"t{uuid.uuid4().hex[:8]}"
-    role = iam.create_role(RoleName=f"{prefix}-batch-service", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    client.create_compute_environment(computeEnvironmentName=f"{prefix}-ce", type="UNMANAGED", state="ENABLED", serviceRole=role)
-    client.create_job_queue(
-        jobQueueName=f"{prefix}-queue",
-        state="ENABLED",
-        priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": f"{prefix}-ce"}],
-    )
-
-    def recorded(job_id: str) -> dict[str, Any]:
-        job = batch_backends[ACCOUNT][REGION]._jobs[job_id]
-        return {"containerOverrides": job.container_overrides, "eksPropertiesOverride": job.eks_properties_override}
-
-    return BatchTarget("moto", client, f"{prefix}-queue", prefix, recorded)
+    moto = moto_batch(endpoint)
+    return BatchTarget("moto", moto.client, moto.queue, moto.prefix, moto.recorded)
 
 
 def _aws_target() -> BatchTarget:
