@@ -56,7 +56,6 @@ from typing import Any
 
 from airflow.providers.amazon.aws.operators.batch import BatchOperator as _BatchOperator
 from airflow.sdk.exceptions import AirflowFailException
-from allotment.airflow.config import use_settings
 from allotment.airflow.operators import ResourcesMixin, resolve_at_execute, resolve_task, task_spec
 from allotment.airflow.tasks import BATCH_WORKER, JOB
 from allotment.awsbatch import PLATFORMS, BatchPlan, compile_batch, job_name
@@ -65,7 +64,7 @@ from allotment.decorators import spec_of
 from allotment.errors import AllotmentError
 from allotment.jobdefs import ensure_job_definition
 from allotment.resolve import Resolved
-from allotment.settings import Settings
+from allotment.settings import Settings, using_settings
 
 __all__ = ["BatchOperator", "batch_plan", "check_operator", "render_batch_task", "submit_request"]
 
@@ -277,7 +276,7 @@ def render_batch_task(task: Any, settings: Settings) -> dict[str, Any] | None:
     spec = task_spec(task)
     if spec is None or spec.target not in (JOB, BATCH_WORKER):
         return None
-    with use_settings(settings):
+    with using_settings(settings):
         resolved = resolve_task(task, settings=settings)
         if spec.target == BATCH_WORKER:
             plan = compile_batch(resolved, warn=False)

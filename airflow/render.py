@@ -44,13 +44,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from allotment.airflow.config import use_settings, with_airflow_config
+from allotment.airflow.config import with_airflow_config
 from allotment.airflow.executors import pod_override_config, worker_pod
 from allotment.airflow.kube import normalise_pod_name, to_dict
 from allotment.airflow.operators import resolve_task, task_spec
 from allotment.airflow.tasks import BATCH_WORKER, JOB, POD, WORKER
 from allotment.discover import iter_steps
-from allotment.settings import Settings
+from allotment.settings import Settings, using_settings
 from allotment.withspec import check_steps
 
 __all__ = ["render", "render_task"]
@@ -61,7 +61,7 @@ def render_task(task: Any, settings: Settings) -> tuple[str, dict[str, Any]] | N
     spec = task_spec(task)
     if spec is None:
         return None
-    with use_settings(settings):
+    with using_settings(settings):
         if spec.target == POD:
             # As execute() does before it builds the pod: a valid, lower-case name (Airflow's _set_name).
             name = task.name
@@ -112,7 +112,7 @@ def render(paths: Sequence[Path], settings: Settings, options: Mapping[str, Any]
 
 def _render(paths: Sequence[Path], settings: Settings) -> list[dict[str, Any]]:
     settings = with_airflow_config(settings)
-    with use_settings(settings):  # DAG files are parsed under the same settings as they are rendered
+    with using_settings(settings):  # DAG files are parsed under the same settings as they are rendered
         steps = list(iter_steps(paths))
     check_steps([*settings.withs, *settings.sets], [s.name for s in steps])
     documents: list[dict[str, Any]] = []

@@ -17,15 +17,13 @@ annotation, which must be the class itself, not a string. The annotations are se
 below all the same.
 """
 
-import contextlib
-import contextvars
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from allotment.errors import AllotmentError
 from allotment.model import Resources
-from allotment.settings import Settings, load_settings
+from allotment.settings import Settings, current_settings, using_settings
 from allotment.sources import Source
 from hera.shared import global_config
 from hera.workflows import ClusterWorkflowTemplate, Container, CronWorkflow, Script, Workflow, WorkflowTemplate
@@ -39,23 +37,6 @@ __all__ = ["APPLIED", "WORKFLOW_CLASSES", "apply", "install", "plans", "using_se
 WORKFLOW_CLASSES = (Workflow, WorkflowTemplate, CronWorkflow, ClusterWorkflowTemplate)
 APPLIED = "__allotment_applied__"
 """Marks a workflow copy that already has allotment's fields."""
-
-_settings: contextvars.ContextVar[Settings | None] = contextvars.ContextVar("allotment_argo_settings", default=None)
-
-
-@contextlib.contextmanager
-def using_settings(settings: Settings) -> Iterator[Settings]:
-    """Within this block, hooks resolve with ``settings`` (the CLI's) instead of the environment's."""
-    token = _settings.set(settings)
-    try:
-        yield settings
-    finally:
-        _settings.reset(token)
-
-
-def _current_settings() -> Settings:
-    return _settings.get() or load_settings()
-
 
 def _dump(model: Any) -> dict[str, Any]:
     dumped: dict[str, Any] = model.model_dump(by_alias=True, exclude_none=True, mode="json")
@@ -114,7 +95,7 @@ def plans(workflow: Workflow, settings: Settings | None = None) -> list[tuple[in
     ]
     if not specs:
         return []  # a workflow without allotment specs: nothing to read, nothing to do
-    settings = settings or _current_settings()
+    settings = settings or current_settings()
     found: list[tuple[int, Any, TemplatePlan]] = []
     defaults = plan_sources(workflow)
     for index, template, spec in specs:

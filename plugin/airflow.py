@@ -21,7 +21,7 @@ EXPORTS: Final[dict[str, str]] = {
     "portable_task": "portable",
     "resources_from_airflow": "tasks",
     "task_policy": "policy",
-    "use_settings": "config",
+    "using_settings": "config",
     "get_provider_info": "provider",
 }
 """Public name -> the submodule of ``allotment.airflow`` that defines it."""

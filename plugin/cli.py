@@ -6,8 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import AllotmentError
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 __all__ = ["main"]
 
@@ -103,12 +107,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .discover import iter_steps
-    from .settings import load_settings
+    from .settings import load_settings, using_settings
 
     settings = load_settings(
         cli={"with": args.with_, "set": args.set_, "backend": args.backend, "policy": args.policy, "profile": args.profile}
     )
+    # In force while user files are imported too: a face that resolves a step as its file loads
+    # (an Airflow operator does) uses the CLI's settings.
+    with using_settings(settings):
+        return _command(args, settings)
+
+
+def _command(args: argparse.Namespace, settings: Settings) -> int:
+    from .discover import iter_steps
+
     paths = [Path(p) for p in args.paths]
     if args.command == "explain":
         from .explain import explain, format_table

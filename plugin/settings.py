@@ -15,12 +15,17 @@ profile    ``--profile``         ``ALLOTMENT_PROFILE``    ``[allotment] profile`
 ========== ===================== ======================== ==============================
 
 Nothing is read at import time: :func:`load_settings` reads the environment when called.
+:func:`using_settings` puts given settings in force for a block (the CLI does, so a face that
+resolves while a file is imported or rendered uses the CLI's settings); :func:`current_settings`
+returns them, else loads them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -33,7 +38,7 @@ from .resolve import Resolved, resolve
 from .sources import Source
 from .withspec import WithSpec, parse_withs
 
-__all__ = ["ENV", "PRECEDENCE", "Settings", "load_settings"]
+__all__ = ["ENV", "PRECEDENCE", "Settings", "current_settings", "load_settings", "using_settings"]
 
 PRECEDENCE: Final = ("cli", "env", "config")
 """Sources of single-valued settings, first one wins; then the built-in default."""
@@ -57,6 +62,16 @@ class Settings:
     policy: Policy | None = None
     profile: Profile = field(default_factory=lambda: get_profile(None))
     origins: Mapping[str, str] = field(default_factory=dict)
+    inputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+    """What :func:`load_settings` was given, per source (``cli``, ``env``, ``config``)."""
+
+    def with_config(self, config: Mapping[str, Any]) -> Settings:
+        """These settings loaded again with a face's config (e.g. Airflow's ``[allotment]``) as the
+        ``config`` source: its ``with`` specs are added; its single values fill what neither the
+        CLI nor the environment chose (:data:`PRECEDENCE`)."""
+        if not config:
+            return self
+        return load_settings(cli=self.inputs.get("cli", {}), env=self.inputs.get("env", {}), config=config)
 
     def resolve(
         self,
@@ -134,4 +149,23 @@ def load_settings(
     except AllotmentError as e:
         raise e.with_context(source=origins["profile"]) from e
     policy = load_policy(policy_path) if policy_path else None
-    return Settings(str(backend), withs, sets, policy, profile, origins)
+    inputs = {"cli": dict(cli or {}), "env": {var: env[var] for var in ENV.values() if var in env}, "config": dict(config or {})}
+    return Settings(str(backend), withs, sets, policy, profile, origins, inputs)
+
+
+_in_force: ContextVar[Settings | None] = ContextVar("allotment_settings", default=None)
+
+
+@contextlib.contextmanager
+def using_settings(settings: Settings) -> Iterator[Settings]:
+    """Put ``settings`` in force for the block: :func:`current_settings` returns them."""
+    token = _in_force.set(settings)
+    try:
+        yield settings
+    finally:
+        _in_force.reset(token)
+
+
+def current_settings(load: Callable[[], Settings] = load_settings) -> Settings:
+    """The settings :func:`using_settings` put in force, else ``load()`` (by default the environment's)."""
+    return _in_force.get() or load()

@@ -74,9 +74,9 @@ def test_bad_conf_fails_with_the_reason(conf: Any, words: list[str]) -> None:
 
 
 def _with_policy(data: dict[str, Any]) -> Any:
-    from allotment.airflow.config import use_settings
+    from allotment.settings import using_settings
 
-    return use_settings(Settings(backend="kubernetes", policy=Policy.from_mapping(data, origin="test-policy")))
+    return using_settings(Settings(backend="kubernetes", policy=Policy.from_mapping(data, origin="test-policy")))
 
 
 def test_policy_checks_runtime_values() -> None:

@@ -214,3 +214,28 @@ def test_user_profile_file_from_config(tmp_path: Path) -> None:
     settings = load_settings(env={}, config={"profile": str(path)})
     assert settings.profile.name == "ours"
     assert settings.profile.node_selector("H100") == {"example.com/gpu": "h100"}
+
+
+def test_with_config_adds_a_faces_config_below_cli_and_env() -> None:
+    loaded = load_settings(
+        cli={"with": ["kubernetes:cpu=2"], "profile": "gke"}, env={"ALLOTMENT_WITH": "memory=8Gi", "ALLOTMENT_BACKEND": "batch"}
+    )
+    completed = loaded.with_config({"with": "gpu=1", "profile": "eks-karpenter", "backend": "kubernetes", "policy": None})
+    assert [w.text for w in completed.withs] == ["kubernetes:cpu=2", "memory=8Gi", "gpu=1"]  # floors from every source
+    assert completed.profile.name == "gke" and completed.origins["profile"] == "--profile"  # cli beats config
+    assert completed.backend == "batch" and completed.origins["backend"] == "env ALLOTMENT_BACKEND"  # env beats config
+    plain = load_settings(cli={}, env={}).with_config({"profile": "eks-karpenter"})
+    assert plain.profile.name == "eks-karpenter" and plain.origins["profile"] == "config [allotment] profile"
+    assert load_settings(cli={}, env={}).with_config({}).origins["profile"] == "default"
+
+
+def test_using_settings_puts_settings_in_force_for_a_block_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from allotment.settings import current_settings, using_settings
+
+    monkeypatch.setenv("ALLOTMENT_BACKEND", "batch")
+    chosen = load_settings(cli={"backend": "kubernetes"}, env={})
+    assert current_settings().backend == "batch"  # none in force: loaded from the environment now
+    with using_settings(chosen):
+        assert current_settings() is chosen
+        assert current_settings(lambda: pytest.fail("not loaded while settings are in force")) is chosen
+    assert current_settings().backend == "batch"
