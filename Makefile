@@ -14,10 +14,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[all,dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)  ## explain and render the examples
-	$(BIN)/allotment explain tests/data/flows --with kubernetes:cpu=8
+demo: $(STAMP)  ## the main job: explain and render every example (no cluster, no AWS needed)
+	$(BIN)/allotment explain tests/data/flows dags workflows
 	$(BIN)/allotment render tests/data/flows --target kubernetes --with kubernetes
 	$(BIN)/allotment render dags --target airflow --policy dags/policy.yaml
+	ALLOTMENT_WITH='batch' $(BIN)/allotment render dags/portable_training.py --target airflow
+	$(BIN)/allotment render workflows --target argo
+	$(BIN)/allotment render tests/data/flows --target batch --platform fargate
+	$(BIN)/allotment render --target limitrange --policy dags/policy.yaml --namespace ml
 
 test: $(STAMP)  ## the test suite (CI runs exactly this, then `make lint`)
 	$(BIN)/python -m pytest
