@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .errors import AllotmentError
 from .fields import MIG_PROFILE
+from .k8s import DSHM, NVIDIA_GPU, SHM_PATH
 from .model import describe_value
 
 if TYPE_CHECKING:  # annotations only
@@ -107,9 +108,6 @@ EC2_MIN_MEMORY: Final = 4
 EKS_CPU_STEP: Final = 250
 """EKS-backed Batch takes cpu in multiples of 0.25 vCPU (millicores here)."""
 
-DSHM: Final = "dshm"
-SHM_PATH: Final = "/dev/shm"
-NVIDIA_GPU: Final = "nvidia.com/gpu"
 
 _NVIDIA: Final = ("nvidia", NVIDIA_GPU)
 _JOB_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]")

@@ -30,7 +30,7 @@ _WITH_HELP = (
 )
 _SET_HELP = (
     "explicit override, repeatable, same grammar as --with: replaces the value (may lower it); "
-    "allowed unless a policy says runtime.set: false. Also env ALLOTMENT_SET."
+    "allowed without a policy; with one, only where it says runtime.set: true. Also env ALLOTMENT_SET."
 )
 
 

@@ -47,6 +47,11 @@ __all__ = [
 ]
 
 _MIB = Decimal(1024 * 1024)
+MAX_MILLICORES: Final = 10**9
+"""1,000,000 cores: beyond any machine; a larger value is a mistake, not a request."""
+MAX_MIB: Final = 2**40
+"""1 EiB (2^40 MiB): beyond any machine, and far inside Kubernetes' int64 byte counts."""
+MAX_GPU: Final = 2**16
 
 MEMORY_ACCEPTED: Final = "use an int (MiB) or e.g. '16Gi', '16384Mi', '16G'"
 CPU_ACCEPTED: Final = "use a number of cores (4, 0.5, '2') or millicores ('500m')"
@@ -109,6 +114,8 @@ def parse_cpu(value: object, field: str = "cpu") -> int:
             value=value,
             accepted=CPU_ACCEPTED,
         )
+    if millicores > MAX_MILLICORES:
+        raise FieldError("is more than any machine has", field=field, value=value, accepted=f"{CPU_ACCEPTED}, at most 1000000 cores")
     return int(millicores)
 
 
@@ -140,7 +147,7 @@ def parse_mib(value: object, field: str = "memory") -> int:
             mib = math.ceil(amount / _MIB)
             if mib <= 0:
                 raise FieldError("must be more than 0", field=field, value=value, accepted=MEMORY_ACCEPTED)
-            return mib
+            return _at_most_max_mib(mib, field, value)
     if number <= 0:
         raise FieldError("must be more than 0", field=field, value=value, accepted=MEMORY_ACCEPTED)
     if number != number.to_integral_value():
@@ -150,7 +157,13 @@ def parse_mib(value: object, field: str = "memory") -> int:
             value=value,
             accepted=MEMORY_ACCEPTED + " (a unit such as 'G' is rounded up to whole MiB)",
         )
-    return int(number)
+    return _at_most_max_mib(int(number), field, value)
+
+
+def _at_most_max_mib(mib: int, field: str, value: object) -> int:
+    if mib > MAX_MIB:
+        raise FieldError("is more than any machine has", field=field, value=value, accepted=f"{MEMORY_ACCEPTED}, at most 1Ei")
+    return mib
 
 
 def parse_gpu(value: object, field: str = "gpu") -> int:
@@ -165,6 +178,8 @@ def parse_gpu(value: object, field: str = "gpu") -> int:
         raise FieldError("is negative", field=field, value=value, accepted=GPU_ACCEPTED)
     if count != count.to_integral_value():
         raise FieldError("is a fraction of a GPU", field=field, value=value, accepted=GPU_ACCEPTED)
+    if count > MAX_GPU:
+        raise FieldError("is more than any machine has", field=field, value=value, accepted=f"{GPU_ACCEPTED}, at most {MAX_GPU}")
     return int(count)
 
 

@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from .awsbatch import DSHM, SHM_PATH, BatchPlan
+from .awsbatch import BatchPlan
 from .errors import AllotmentError
+from .k8s import DSHM, SHM_PATH
 
 __all__ = [
     "DIGEST_TAG",

@@ -22,14 +22,15 @@ from typing import Any, Final
 
 from .errors import AllotmentError
 from .fields import GPU_VENDORS, MIG_PROFILE
-from .profiles import Profile, get_profile
+from .profiles import BUILTIN_PROFILES, Profile, get_profile
 from .quantity import QuantityError, format_cpu, format_mib, parse_quantity
 from .resolve import Resolved
 
-__all__ = ["DSHM", "SHM_PATH", "gpu_key", "kubernetes_parts", "merge_parts"]
+__all__ = ["DSHM", "NVIDIA_GPU", "SHM_PATH", "gpu_key", "kubernetes_parts", "merge_parts"]
 
 DSHM: Final = "dshm"
 SHM_PATH: Final = "/dev/shm"
+NVIDIA_GPU: Final = "nvidia.com/gpu"
 
 
 def gpu_key(vendor: str | None, gpu_type: str | None) -> str:
@@ -68,6 +69,15 @@ def kubernetes_parts(resolved: Resolved, profile: Profile | None = None) -> dict
         tolerations.append({"key": key, "operator": "Exists", "effect": "NoSchedule"})
         if gpu_type is not None:
             won = resolved.winners["gpu_type"]
+            if key != NVIDIA_GPU and not MIG_PROFILE.fullmatch(gpu_type) and BUILTIN_PROFILES.get(profile.name) is profile:
+                raise AllotmentError(
+                    f"selects nodes by NVIDIA's labels (cluster profile {profile.name!r}), but the GPU resource is {key!r}",
+                    step=resolved.step,
+                    field="gpu_type",
+                    value=gpu_type,
+                    source=str(won.source),
+                    accepted="drop gpu_type, or use a cluster profile file that maps this vendor's GPU types (--profile)",
+                )
             node_selector = profile.node_selector(gpu_type, step=resolved.step, source=str(won.source))
 
     parts: dict[str, Any] = {"resources": {"requests": requests, "limits": limits}}
@@ -145,6 +155,24 @@ def _merge_resources(ours: Mapping[str, Any], user: Mapping[str, Any], step: str
                 )
         combined = {**theirs, **mine}
         merged[section] = {k: combined[k] for k in sorted(combined, key=_resource_order)}
+    # A request above its limit is a pod the API server rejects: say so now, naming both sides.
+    for key, request in merged["requests"].items():
+        limit = merged["limits"].get(key)
+        if limit is None:
+            continue
+        try:
+            too_high = parse_quantity(str(request)) > parse_quantity(str(limit))
+        except QuantityError:
+            continue  # not ours to judge; kubernetes-validate and the API server check syntax
+        if too_high:
+            spec = "allotment's spec"
+            request_from = spec if key in (ours.get("requests") or {}) else user_source
+            limit_from = spec if key in (ours.get("limits") or {}) else user_source
+            raise AllotmentError(
+                f"requests.{key}={request!r} from {request_from} is above limits.{key}={limit!r} from {limit_from}",
+                step=step,
+                accepted=f"raise the {key} limit, lower the request, or give {key} in one place only",
+            )
     return merged
 
 

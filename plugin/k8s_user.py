@@ -4,7 +4,8 @@ A face that merges allotment's Kubernetes parts with the user's own container re
 volumes and mounts (Airflow's ``container_resources=``, an executor ``pod_override``) calls
 :func:`yield_defaults` first: a value that only a default decided (the workflow's defaults or
 the seed defaults, cpu 1 and memory 4096 MiB) is dropped where the user's own settings already
-name that resource, so a default never conflicts with an explicit value. A value that a step
+name that resource, so a default never conflicts with an explicit value. (Memory that must grow
+on retries, ``retry_memory_factor``, cannot yield: that is an error.) A value that a step
 source, a runtime ``with`` or a ``set`` gave is kept, and :func:`allotment.k8s.merge_parts`
 then reports a real conflict naming both.
 
@@ -17,6 +18,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any, Final
 
+from .errors import AllotmentError
 from .k8s import DSHM, SHM_PATH, gpu_key
 from .resolve import Resolved
 
@@ -49,6 +51,17 @@ def yield_defaults(parts: Mapping[str, Any], resolved: Resolved, user: Mapping[s
     if isinstance(resources, dict):
         for field, key in keys.items():
             if key in named and _from_default(resolved, field):
+                factor = resolved.value("retry_memory_factor")
+                if field == "memory" and factor not in (None, 1):
+                    raise AllotmentError(
+                        "has retry_memory_factor, but its memory comes from the container's own resources, "
+                        "which allotment cannot grow on a retry",
+                        step=resolved.step,
+                        field="retry_memory_factor",
+                        value=factor,
+                        source=str(resolved.winners["retry_memory_factor"].source),
+                        accepted="give memory in the spec (e.g. @resources(memory=...)) so that allotment can grow it",
+                    )
                 for section in ("requests", "limits"):
                     (resources.get(section) or {}).pop(key, None)
     if _from_default(resolved, "shared_memory"):

@@ -71,6 +71,12 @@ class Policy:
             runtime_caps=_caps(runtime.get("caps"), f"{src} runtime.caps"),
         )
 
+    def memory_cap(self, *, runtime: bool) -> int | None:
+        """The memory cap in MiB for a value from a step source (``runtime=False``) or from runtime
+        input (``runtime=True``: the stricter of ``caps`` and ``runtime.caps``); None when uncapped."""
+        caps = [c for c in (self.caps.memory, self.runtime_caps.memory if runtime else None) if c is not None]
+        return min(caps) if caps else None
+
     def check(self, step: str, winners: Mapping[str, Sourced]) -> None:
         """Raise for the first value that breaks this policy."""
         for name, won in winners.items():

@@ -68,7 +68,8 @@ class Resolved:
         grown = math.ceil(memory * factor ** (try_number - 1))
         detail = f"(try {try_number}: {describe_value('memory', memory)} x {factor}^{try_number - 1})"
         notes = list(self.notes)
-        cap = policy.caps.memory if policy else None
+        base_source = self.winners["memory"].source
+        cap = policy.memory_cap(runtime=base_source.is_runtime) if policy else None
         if cap is not None and grown > cap:
             held = max(cap, memory)
             notes.append(
@@ -81,7 +82,8 @@ class Resolved:
             f"try {try_number}: memory {describe_value('memory', memory)} -> {describe_value('memory', grown)} "
             f"(retry_memory_factor {factor})"
         )
-        retry = Sourced("memory", grown, Source("retry", detail))
+        # A grown runtime value stays runtime input, so runtime.caps keep applying to it.
+        retry = Sourced("memory", grown, Source("retry", detail, runtime=base_source.is_runtime))
         winners = dict(self.winners)
         winners["memory"] = retry
         return Resolved(
@@ -190,7 +192,12 @@ def _check_consistency(step: str, winners: Mapping[str, Sourced]) -> None:
             source=str(gpu_type.source),
             accepted="set gpu to 1 or more as well",
         )
-    if gpu_type is not None and MIG_PROFILE.fullmatch(str(gpu_type.value)) and vendor is not None and vendor.value != "nvidia":
+    if (
+        gpu_type is not None
+        and MIG_PROFILE.fullmatch(str(gpu_type.value))
+        and vendor is not None
+        and vendor.value not in ("nvidia", "nvidia.com/gpu")
+    ):
         raise AllotmentError(
             f"is a MIG profile, which needs gpu_vendor 'nvidia' (got {vendor.value!r} from {vendor.source})",
             step=step,

@@ -40,6 +40,8 @@ class Source:
     rank: int = field(init=False, repr=False)
     kind: str
     detail: str = ""
+    runtime: bool = field(default=False, compare=False)
+    """Set on derived values (a retry's memory) that grew from runtime input."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rank", SOURCE_RANK.get(self.kind, 4))
@@ -50,7 +52,7 @@ class Source:
     @property
     def is_runtime(self) -> bool:
         """True for values given at deploy or run time (``with`` and ``set``)."""
-        return self.kind in ("with", "set")
+        return self.kind in ("with", "set") or self.runtime
 
 
 @dataclass(frozen=True, order=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from difflib import get_close_matches
 from typing import Final
 
 from .decorators import BACKENDS
@@ -32,7 +33,8 @@ __all__ = ["WithSpec", "check_steps", "parse_with", "parse_withs"]
 WITH_KEYS: Final = tuple(f for f in FIELDS if f != "retry_memory_factor")
 """Keys a runtime spec may carry: resource fields only."""
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_STEP = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*")
+"""A step name: a function name or task id, dotted inside an Airflow TaskGroup (``grp.train``)."""
 
 
 @dataclass(frozen=True)
@@ -85,19 +87,26 @@ def parse_with(text: str, origin: str = "--with", kind: str = "with") -> WithSpe
     step: str | None = None
     backend: str | None = None
     if sep:
-        name, dot, suffix = head.partition(".")
-        if dot:
-            if not _IDENT.fullmatch(name):
-                raise _error(origin, text, 0, len(name), f"{name!r} is not a step name", "use the step's function name")
+        name, dot, suffix = head.rpartition(".")
+        if dot and (suffix in BACKENDS or get_close_matches(suffix, BACKENDS, n=1, cutoff=0.75)):
+            # step.backend; a step name may itself hold dots (an Airflow task in a TaskGroup: grp.train)
+            if not _STEP.fullmatch(name):
+                raise _error(origin, text, 0, len(name), f"{name!r} is not a step name", "use the step's name (its task id)")
             if suffix not in BACKENDS:
                 start = len(name) + 1
+                close = get_close_matches(suffix, BACKENDS, n=1, cutoff=0.75)
                 raise _error(
-                    origin, text, start, start + len(suffix), f"{suffix!r} is not a backend", f"backends are {', '.join(BACKENDS)}"
+                    origin,
+                    text,
+                    start,
+                    start + len(suffix),
+                    f"{suffix!r} is not a backend (did you mean {close[0]!r}?)",
+                    f"backends are {', '.join(BACKENDS)}",
                 )
             step, backend = name, suffix
         elif head in BACKENDS:
             backend = head
-        elif _IDENT.fullmatch(head):
+        elif _STEP.fullmatch(head):
             step = head
         else:
             raise _error(
@@ -148,6 +157,6 @@ def check_steps(specs: Sequence[WithSpec], steps: Iterable[str]) -> None:
         if spec.step is not None and spec.step not in known:
             raise AllotmentError(
                 f"names step {spec.step!r}, which does not exist",
-                source=str(spec.source),
+                source=f"{spec.origin} {spec.text!r}",
                 accepted=f"steps are {', '.join(known) or '(none)'}; backends are {', '.join(BACKENDS)}",
             )

@@ -179,7 +179,7 @@ def test_bad_spec_file_exits_1_with_the_error_and_no_traceback(tmp_path: Path) -
         ("train.kubernets:cpu=1", "allotment: error: from --with 'train.kubernets:cpu=1' 'kubernets' is not a backend"),
         (
             "trian:cpu=1",
-            "allotment: error: from with --with 'trian:cpu=1' names step 'trian', which does not exist; steps are prepare, report, train",
+            "allotment: error: from --with 'trian:cpu=1' names step 'trian', which does not exist; steps are prepare, report, train",
         ),
         ("kubernetes:memory=16gb", "allotment: error: memory='16gb' from --with 'kubernetes:memory=16gb' is not a quantity"),
     ],

@@ -7,7 +7,16 @@ import math
 import pytest
 from allotment import AllotmentError, Resources, kubernetes, resources
 from allotment.errors import FieldError
-from allotment.fields import GPU_VENDORS, parse_cpu, parse_gpu, parse_gpu_type, parse_gpu_vendor, parse_mib, parse_retry_memory_factor
+from allotment.fields import (
+    GPU_VENDORS,
+    PARSERS,
+    parse_cpu,
+    parse_gpu,
+    parse_gpu_type,
+    parse_gpu_vendor,
+    parse_mib,
+    parse_retry_memory_factor,
+)
 
 MEMORY_ACCEPTED = "use an int (MiB) or e.g. '16Gi', '16384Mi', '16G'"
 CPU_ACCEPTED = "use a number of cores (4, 0.5, '2') or millicores ('500m')"
@@ -240,3 +249,19 @@ def test_retry_memory_factor_errors(value: object, problem: str) -> None:
 def test_bools_are_rejected_everywhere(field: str, value: bool) -> None:
     with pytest.raises(AllotmentError, match=rf"^{field}={value!r} from Resources\(\.\.\.\) is a bool, not a number; use "):
         Resources(**{field: value})
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "accepted"),
+    [
+        ("cpu", 1e300, "at most 1000000 cores"),
+        ("memory", "1e1000", "at most 1Ei"),
+        ("disk", "2Ei", "at most 1Ei"),
+        ("gpu", 10**30, "at most 65536"),
+    ],
+)
+def test_values_beyond_any_machine_are_errors(field: str, value: object, accepted: str) -> None:
+    with pytest.raises(FieldError) as info:
+        PARSERS[field](value)
+    assert f"{field}={value!r} is more than any machine has" in str(info.value)
+    assert str(info.value).endswith(accepted)

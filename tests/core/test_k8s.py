@@ -440,10 +440,9 @@ def kubernetes_specs(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any], s
         vendor = draw(st.none() | st.sampled_from([*GPU_VENDORS, "example.com/fpga"]))
         if vendor:
             fields["gpu_vendor"] = vendor
-        choices = sorted(BUILTIN_PROFILES[profile].gpu_types)
-        if vendor in (None, "nvidia"):
-            choices += MIG
-        gpu_type = draw(st.none() | st.sampled_from(choices))
+        # The built-in profiles select NVIDIA nodes: a GPU type goes with NVIDIA's key only.
+        choices = sorted(BUILTIN_PROFILES[profile].gpu_types) + MIG if vendor in (None, "nvidia") else []
+        gpu_type = draw(st.none() | st.sampled_from(choices)) if choices else None
         if gpu_type:
             fields["gpu_type"] = gpu_type
     disk = draw(st.none() | st.integers(1, 2**20))
@@ -526,3 +525,43 @@ def test_generated_specs_compile_to_valid_pods(case: tuple[dict[str, Any], dict[
     validate_pod(manifest)
     assert pod_problems(manifest) == []
     check_against_spec(parts, resolved, profile)
+
+
+def test_a_builtin_profile_does_not_select_nvidia_nodes_for_another_vendors_gpu() -> None:
+    with pytest.raises(AllotmentError) as info:
+        compile_step(gpu=1, gpu_type="H100", gpu_vendor="amd")
+    assert str(info.value) == (
+        "step 'step': gpu_type='H100' from @kubernetes selects nodes by NVIDIA's labels (cluster profile 'nvidia-gfd'), "
+        "but the GPU resource is 'amd.com/gpu'; drop gpu_type, or use a cluster profile file that maps this vendor's "
+        "GPU types (--profile)"
+    )
+
+
+def test_a_user_request_above_a_user_or_allotment_limit_is_an_error() -> None:
+    ours = compile_step(cpu=4, memory=2048)
+    with pytest.raises(AllotmentError) as info:
+        merge_parts(ours, {"resources": {"limits": {"cpu": "1"}}}, step="step", user_source="container_resources")
+    assert str(info.value) == (
+        "step 'step': requests.cpu='4' from allotment's spec is above limits.cpu='1' from container_resources; "
+        "raise the cpu limit, lower the request, or give cpu in one place only"
+    )
+    assert merge_parts(ours, {"resources": {"limits": {"cpu": "8"}}}, step="step", user_source="x")["resources"]["limits"]["cpu"] == "8"
+
+
+def test_memory_that_must_grow_on_retries_cannot_yield_to_the_users_own() -> None:
+    from allotment.k8s_user import yield_defaults
+
+    def step() -> None: ...
+
+    resources(cpu=2, retry_memory_factor=1.5)(step)
+    resolved = resolve(spec_of(step))
+    user = {"resources": {"requests": {"memory": "8Gi"}, "limits": {"memory": "8Gi"}}}
+    with pytest.raises(AllotmentError) as info:
+        yield_defaults(kubernetes_parts(resolved), resolved, user)
+    assert str(info.value) == (
+        "step 'step': retry_memory_factor=1.5 from @resources has retry_memory_factor, but its memory comes from the "
+        "container's own resources, which allotment cannot grow on a retry; give memory in the spec "
+        "(e.g. @resources(memory=...)) so that allotment can grow it"
+    )
+    plain = resolve(spec_of(resources(cpu=2)(lambda: None)))
+    assert "memory" not in yield_defaults(kubernetes_parts(plain), plain, user)["resources"]["requests"]  # a default yields

@@ -8,7 +8,8 @@ import re
 from decimal import Decimal
 
 import pytest
-from allotment.fields import parse_cpu, parse_mib
+from allotment.errors import FieldError
+from allotment.fields import MAX_MIB, MAX_MILLICORES, parse_cpu, parse_mib
 from allotment.quantity import BINARY_SUFFIXES, DECIMAL_SUFFIXES, QuantityError, format_cpu, format_mib, parse_quantity
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -142,12 +143,22 @@ memory_quantities = st.builds(
 
 @given(memory_quantities)
 def test_memory_quantity_is_the_kubernetes_value_rounded_up_to_mib(text: str) -> None:
-    assert parse_mib(text) == math.ceil(k8s_parse_quantity(text) / MIB)
+    expected = math.ceil(k8s_parse_quantity(text) / MIB)
+    if expected > MAX_MIB:  # beyond any machine (e.g. 5000Ei): an error, not a value
+        with pytest.raises(FieldError, match="is more than any machine has"):
+            parse_mib(text)
+    else:
+        assert parse_mib(text) == expected
 
 
 @given(st.builds(lambda n, s: f"{n}{s}", st.integers(1, 10**7), st.sampled_from(["", "m"])))
 def test_cpu_quantity_is_the_kubernetes_value_in_millicores(text: str) -> None:
-    assert parse_cpu(text) == k8s_parse_quantity(text) * 1000
+    expected = k8s_parse_quantity(text) * 1000
+    if expected > MAX_MILLICORES:  # more than a million cores: an error, not a value
+        with pytest.raises(FieldError, match="is more than any machine has"):
+            parse_cpu(text)
+    else:
+        assert parse_cpu(text) == expected
 
 
 @given(st.integers(1, 10**9))

@@ -527,3 +527,62 @@ def test_resolve_with_no_extra_sources_is_the_same(r: Resources, withs: list[str
     assert plain.winners == padded.winners
     again = resolve(spec, backend="kubernetes", withs=specs + specs)
     assert again.winners == plain.winners
+
+
+def test_a_mig_profile_takes_nvidias_own_resource_key_as_vendor() -> None:
+    resolved = resolve(step_spec(resources=Resources(gpu=1, gpu_type="1g.10gb", gpu_vendor="nvidia.com/gpu")))
+    assert resolved.value("gpu_type") == "1g.10gb"
+
+
+def test_retry_growth_from_runtime_memory_stays_under_the_runtime_cap() -> None:
+    from allotment.withspec import parse_withs
+
+    policy = Policy.from_mapping({"caps": {"memory": "256Gi"}, "runtime": {"caps": {"memory": "64Gi"}}}, origin="p.yaml")
+    spec = step_spec(resources=Resources(memory=1024, retry_memory_factor=1.5))
+    from_with = resolve(spec, withs=parse_withs("memory=64Gi"), policy=policy).with_memory_for_try(2, policy)
+    assert from_with.value("memory") == 65536  # held by runtime.caps, not grown to 96Gi
+    assert from_with.winners["memory"].source.is_runtime
+    own = resolve(step_spec(resources=Resources(memory="64Gi", retry_memory_factor=1.5)), policy=policy).with_memory_for_try(2, policy)
+    assert own.value("memory") == 98304  # a step's own memory grows up to caps.memory
+
+
+# The laws through resolve() itself: the order in which sources are given never changes the
+# result (values and the sources named), defaults and `set` included; adding a with never lowers.
+
+_resource_dicts = st.fixed_dictionaries(
+    {},
+    optional={
+        "cpu": st.integers(1, 64_000).map(lambda m: f"{m}m"),
+        "memory": st.integers(4, 1 << 20),
+        "gpu": st.integers(0, 8),
+        "disk": st.integers(1, 1 << 20),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["resources=", "operator", "@batch"]), _resource_dicts), max_size=4),
+    st.lists(_resource_dicts, max_size=3),
+    _resource_dicts,
+    st.randoms(use_true_random=False),
+)
+def test_resolution_does_not_depend_on_the_order_of_sources(
+    extras: list[tuple[str, dict[str, Any]]], withs: list[dict[str, Any]], defaults: dict[str, Any], rnd: Any
+) -> None:
+    from allotment.sources import Source
+    from allotment.withspec import parse_with
+
+    extra = [(Resources(**fields), Source(kind, f"#{i}")) for i, (kind, fields) in enumerate(extras)]
+    specs = [parse_with(",".join(f"{k}={v}" for k, v in w.items()), f"--with#{i}") for i, w in enumerate(withs) if w]
+    wf_defaults = [(Resources(**defaults), Source("workflow default", "wf"))]
+    first = resolve(step_spec(), extra=extra, withs=specs, defaults=wf_defaults)
+    rnd.shuffle(extra)
+    rnd.shuffle(specs)
+    second = resolve(step_spec(), extra=extra, withs=specs, defaults=wf_defaults)
+    assert first.winners == second.winners
+    assert {str(s.source) for s in first.winners.values()} == {str(s.source) for s in second.winners.values()}
+    fewer = resolve(step_spec(), extra=extra, withs=specs[:-1], defaults=wf_defaults) if specs else first
+    for name, won in fewer.winners.items():
+        if won.source.kind not in ("default", "workflow default") and isinstance(won.value, int):
+            assert first.winners[name].value >= won.value  # a further with never lowers a value

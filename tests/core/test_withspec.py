@@ -89,7 +89,8 @@ def test_empty_spec_between_separators() -> None:
     [
         (
             "train.kubernets:cpu=1",
-            "from --with 'train.kubernets:cpu=1' 'kubernets' is not a backend; backends are kubernetes, batch, local\n"
+            "from --with 'train.kubernets:cpu=1' 'kubernets' is not a backend (did you mean 'kubernetes'?); "
+            "backends are kubernetes, batch, local\n"
             "    train.kubernets:cpu=1\n"
             "          ^^^^^^^^^",
         ),
@@ -158,7 +159,8 @@ def test_empty_spec_between_separators() -> None:
         ),
         (
             "train.:cpu=1",
-            "from --with 'train.:cpu=1' '' is not a backend; backends are kubernetes, batch, local\n    train.:cpu=1\n          ^",
+            "from --with 'train.:cpu=1' 'train.' is neither a backend nor a step name; backends are kubernetes, batch, local\n"
+            "    train.:cpu=1\n    ^^^^^^",
         ),
     ],
 )
@@ -203,7 +205,7 @@ def test_check_steps_rejects_an_unknown_step() -> None:
     with pytest.raises(AllotmentError) as info:
         check_steps(specs, ["train", "prep"])
     assert str(info.value) == (
-        "from with --with 'trian:cpu=1' names step 'trian', which does not exist; "
+        "from --with 'trian:cpu=1' names step 'trian', which does not exist; "
         "steps are prep, train; backends are kubernetes, batch, local"
     )
     check_steps(parse_withs("train:cpu=1;train.batch:gpu=1;kubernetes:cpu=2"), ["train"])
@@ -214,3 +216,12 @@ def test_check_steps_catches_a_misspelt_backend_read_as_a_step() -> None:
         check_steps(parse_withs("kubernets:cpu=1"), ["train"])
     with pytest.raises(AllotmentError, match=r"steps are \(none\)"):
         check_steps(parse_withs("train:cpu=1"), [])
+
+
+def test_a_step_name_may_hold_dots_like_an_airflow_task_in_a_task_group() -> None:
+    grouped = parse_with("grp.train:memory=8Gi")
+    assert (grouped.step, grouped.backend) == ("grp.train", None)
+    pinned = parse_with("grp.train.kubernetes:memory=8Gi")
+    assert (pinned.step, pinned.backend) == ("grp.train", "kubernetes")
+    assert pinned.applies_to("grp.train", "kubernetes") and not pinned.applies_to("train", "kubernetes")
+    check_steps([grouped, pinned], ["grp.train"])
