@@ -9,22 +9,57 @@ workflows::
     allotment render policy.yaml --target limitrange --namespace ml | kubectl apply -f -
 
 The policy file is ``--policy`` (or ``ALLOTMENT_POLICY``); without one, each PATH given is
-read as a policy file (one LimitRange each). One ``type: Container`` limit, ``max`` with:
+read as a policy file (one LimitRange each). One ``type: Container`` item with ``max``,
+``default`` (the limit a container without one gets) and ``defaultRequest`` (the request a
+container without one gets):
 
-============== =====================================================================
-policy cap     LimitRange ``max`` key
-============== =====================================================================
-cpu            ``cpu``
-memory         ``memory``
-disk           ``ephemeral-storage``
-gpu            every GPU vendor's key (``nvidia.com/gpu``, ``amd.com/gpu``, ...) and
-               ``nvidia.com/mig-<profile>`` for MIG profiles the policy's ``gpu_types`` list
-============== =====================================================================
+=================== =================================== ============================ ==================
+policy cap          key                                 ``default`` (limit)          ``defaultRequest``
+=================== =================================== ============================ ==================
+cpu                 ``cpu``                             the cap                      1 (allotment's
+                                                                                     seed default), or
+                                                                                     the cap if lower
+memory              ``memory``                          the cap                      4096Mi (the seed
+                                                                                     default), or the
+                                                                                     cap if lower
+disk                ``ephemeral-storage``               the cap                      0
+gpu                 every GPU vendor's key              0                            0
+                    (``nvidia.com/gpu``, ``amd.com/gpu``,
+                    ...) and ``nvidia.com/mig-<profile>``
+                    for MIG profiles in ``gpu_types``
+=================== =================================== ============================ ==================
 
-Not expressible in a LimitRange: ``shared_memory`` (an ``emptyDir`` size; it counts against
-the memory limit, which is capped), ``gpu_types`` (node labels), and ``runtime.caps`` (the
-cluster cannot tell a submit parameter from a compiled value). No ResourceQuota is rendered:
-the policy has no namespace totals. This module is plain data: no Kubernetes client, no Hera.
+Why the defaults are explicit: for a ``Container`` item the API server defaults a missing
+``default`` to ``max`` and a missing ``defaultRequest`` to ``default`` (``SetDefaults_LimitRangeItem``
+in ``pkg/apis/core/v1/defaults.go``), and the LimitRanger admission plugin fills every
+container's missing limits and requests from them. With ``max`` alone, every container that
+does not say otherwise (Argo's own ``init`` and ``wait`` containers included) would request the
+caps: ``nvidia.com/gpu: 8``, 32 cores, 256Gi, 500Gi of node disk, and nothing would schedule.
+So a container without resources requests what allotment's seed defaults give a step (1 core,
+4096 MiB), no GPU and no reserved disk (as without a LimitRange: its disk request is 0, so it
+reserves none and is evicted past the cap), and may burst to the cpu and memory caps. The
+memory limit defaults to the cap rather than to the request, so that the namespace's other
+workloads that request memory without a limit keep being admitted.
+
+What the defaults mean for containers that set only some values (allotment's templates set
+requests and, for memory and GPUs, equal limits, so these only concern other containers):
+
+- a cpu request without a cpu limit gets the cpu cap as its limit (allotment sets a cpu limit
+  only with ``qos="guaranteed"``);
+- a memory request without a memory limit gets the memory cap as its limit;
+- Argo's ``init`` and ``wait`` containers get 1 core and 4096Mi unless the workflow
+  controller's ``executor.resources`` set theirs; set them there;
+- every container gets ``0`` for every capped GPU key; a request of 0 for an extended resource
+  is skipped by the scheduler and the device plugins.
+
+Not capped here: a GPU given by an explicit extended-resource key (``gpu_vendor=
+"example.com/gpu"``), MIG profiles not listed in the policy's ``gpu_types`` (list every MIG
+profile your clusters use to cap it), and a container that sets a limit of ``0`` (Kubernetes
+reads it as no limit, and it passes ``max``). Not expressible in a LimitRange:
+``shared_memory`` (an ``emptyDir`` size; it counts against the memory limit, which is capped),
+``gpu_types`` (node labels), and ``runtime.caps`` (the cluster cannot tell a submit parameter
+from a compiled value). No ResourceQuota is rendered: the policy has no namespace totals.
+This module is plain data: no Kubernetes client, no Hera.
 """
 
 from __future__ import annotations
@@ -38,6 +73,7 @@ from allotment.fields import GPU_VENDORS, MIG_PROFILE
 from allotment.k8s import gpu_key
 from allotment.policy import Policy, load_policy
 from allotment.quantity import format_cpu, format_mib
+from allotment.resolve import SEED_DEFAULTS
 from allotment.settings import Settings
 
 __all__ = ["NAME", "limit_range", "render"]
@@ -47,20 +83,29 @@ NAME: Final = "allotment-policy"
 
 
 def limit_range(policy: Policy, namespace: str | None = None, name: str = NAME) -> dict[str, Any]:
-    """The LimitRange for ``policy``'s caps (a plain manifest)."""
+    """The LimitRange for ``policy``'s caps (a plain manifest): ``max`` holds the caps, and
+    ``default`` / ``defaultRequest`` are explicit so that the API server does not default them
+    to the caps (see the module's documentation)."""
     caps = policy.caps
     maximum: dict[str, str] = {}
+    default: dict[str, str] = {}
+    default_request: dict[str, str] = {}
     if caps.cpu is not None:
-        maximum["cpu"] = format_cpu(caps.cpu)
+        maximum["cpu"] = default["cpu"] = format_cpu(caps.cpu)
+        default_request["cpu"] = format_cpu(min(caps.cpu, SEED_DEFAULTS.cpu or caps.cpu))
     if caps.memory is not None:
         maximum["memory"] = format_mib(caps.memory)
+        default["memory"] = format_mib(caps.memory)
+        default_request["memory"] = format_mib(min(caps.memory, SEED_DEFAULTS.memory or caps.memory))
     if caps.disk is not None:
-        maximum["ephemeral-storage"] = format_mib(caps.disk)
+        maximum["ephemeral-storage"] = default["ephemeral-storage"] = format_mib(caps.disk)
+        default_request["ephemeral-storage"] = "0"
     if caps.gpu is not None:
         keys = {gpu_key(vendor, None) for vendor in GPU_VENDORS}
         keys |= {gpu_key("nvidia", t) for t in policy.gpu_types or () if MIG_PROFILE.fullmatch(t)}
         for key in sorted(keys):
             maximum[key] = str(caps.gpu)
+            default[key] = default_request[key] = "0"  # extended resources: default must equal defaultRequest
     if not maximum:
         raise AllotmentError(
             "has no caps a LimitRange can hold",
@@ -75,7 +120,7 @@ def limit_range(policy: Policy, namespace: str | None = None, name: str = NAME) 
         "apiVersion": "v1",
         "kind": "LimitRange",
         "metadata": metadata,
-        "spec": {"limits": [{"type": "Container", "max": maximum}]},
+        "spec": {"limits": [{"type": "Container", "max": maximum, "default": default, "defaultRequest": default_request}]},
     }
 
 

@@ -15,9 +15,15 @@ where each compiled value goes in an Argo template:
   the compiled value, and the template's ``podSpecPatch`` sets the main container's
   resources (and the ``dshm`` volume's ``sizeLimit``) from ``{{workflow.parameters.<name>}}``
   — Argo's documented way to parameterise resources — so ``argo submit -p
-  train-memory=64Gi`` takes effect;
+  train-memory=64Gi`` takes effect. Memory, disk and shared memory go through
+  :func:`allotment.argo.retry.mib_parameter`, so that a plain number is MiB (``-p
+  train-memory=65536`` is 64 GiB), as everywhere in allotment, not bytes;
 - with ``retry_memory_factor`` the patch's memory grows with ``{{retries}}``
   (:mod:`allotment.argo.retry`) and the template gets a ``retryStrategy`` unless it has one.
+  Growth is held to the policy's memory cap for runtime input
+  (``Policy.memory_cap(runtime=True)``, the stricter of ``caps`` and ``runtime.caps``) when
+  the memory can come from a submit parameter (the template is overridable) or came from a
+  runtime ``with``/``set``; otherwise to ``caps.memory`` (``memory_cap(runtime=False)``).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from allotment.profiles import Profile
 from allotment.resolve import Resolved
 
 from .names import parameter_name
-from .retry import DEFAULT_RETRY, memory_expression
+from .retry import DEFAULT_RETRY, memory_expression, mib_parameter
 
 __all__ = ["MAIN", "PARAMETER_FIELDS", "TemplatePlan", "merge_pod_spec_patch", "plan_template"]
 
@@ -45,6 +51,9 @@ MAIN: Final = "main"
 
 PARAMETER_FIELDS: Final = ("cpu", "memory", "gpu", "disk", "shared_memory")
 """Fields that become submit-time parameters, in this order (those the template has)."""
+
+MIB_FIELDS: Final = ("memory", "disk", "shared_memory")
+"""Parameters whose plain numbers are MiB (:func:`allotment.argo.retry.mib_parameter`)."""
 
 
 @dataclass(frozen=True)
@@ -115,13 +124,14 @@ def plan_template(
                 continue
             pname = parameter_name(template, name)
             won = resolved.winners[name]
-            refs[name] = f"{{{{workflow.parameters.{pname}}}}}"
+            refs[name] = mib_parameter(pname) if name in MIB_FIELDS else f"{{{{workflow.parameters.{pname}}}}}"
+            unit = "; a plain number is MiB" if name in MIB_FIELDS else ""
             parameters.append(
                 {
                     "name": pname,
                     "value": values[name],
                     "description": f"allotment: {name} of template {template} "
-                    f"(compiled {describe_value(name, won.value)} from {won.source})",
+                    f"(compiled {describe_value(name, won.value)} from {won.source}){unit}",
                 }
             )
 
@@ -139,7 +149,9 @@ def plan_template(
             accepted="give memory in the spec (e.g. @resources(memory=...)) so that allotment can grow it",
         )
     if grows:
-        cap = policy.caps.memory if policy is not None else None
+        # A memory that a submit parameter can set is runtime input, and so is one from a `with`/`set`.
+        runtime = overridable or resolved.winners["memory"].source.is_runtime
+        cap = policy.memory_cap(runtime=runtime) if policy is not None else None
         base: int | str = parameter_name(template, "memory") if overridable else int(resolved.value("memory"))
         memory_value = memory_expression(base, float(factor), cap)
         notes.append(f"memory x{factor} per retry" + (f", up to the policy cap {describe_value('memory', cap)}" if cap else ""))

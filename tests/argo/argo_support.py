@@ -2,9 +2,12 @@
 parameter substitution, podSpecPatch application, Pod assembly and the Argo JSON schema.
 
 The evaluator covers the expr-lang subset :mod:`allotment.argo.retry` writes (numbers,
-strings, ``workflow.parameters['x']``, ``? :``, ``endsWith``, ``+ - * / **``, and the
-functions ``int``, ``float``, ``ceil``, ``min``, ``asInt``, ``trimSuffix``) with expr-lang's
-precedence (``**`` binds tighter than ``*`` and is right-associative; ``? :`` is lowest).
+strings, ``workflow.parameters['x']``, ``? :``, ``endsWith``, ``matches``, ``+ - * / **``,
+array literals, ``{...}`` predicates with ``#``, and the functions ``int``, ``float``,
+``ceil``, ``min``, ``max``, ``map``, ``asInt``, ``trimSuffix``) with expr-lang's precedence
+(``**`` binds tighter than ``*`` and is right-associative; ``? :`` is lowest and nests to the
+right). ``float`` of a string follows Go's ``strconv.ParseFloat`` (no spaces, no ``_``), and
+``matches`` Go's ``regexp`` (unanchored search; ``$`` only at the very end).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ K8S_VERSION = _newest_kubernetes()
 
 # --------------------------------------------------------------------------- expr-lang subset
 
-_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<str>'[^']*')|(?P<id>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>\*\*|[-+*/?:()\[\].,]))")
+_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<str>'[^']*')|(?P<id>[A-Za-z_][A-Za-z0-9_]*|#)|(?P<op>\*\*|[-+*/?:()\[\].,{}]))")
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -54,11 +57,34 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return out
 
 
+_GO_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
+
+
+def _float(value: Any) -> float:
+    """expr-lang's ``float``: a number, or a string as Go's ``strconv.ParseFloat`` reads it."""
+    if isinstance(value, str):
+        if not _GO_FLOAT.fullmatch(value):
+            raise ValueError(f'strconv.ParseFloat: parsing "{value}": invalid syntax')
+        number = float(value)
+        if math.isinf(number) and "inf" not in value.lower():
+            raise ValueError(f'strconv.ParseFloat: parsing "{value}": value out of range')
+        return number
+    return float(value)
+
+
+def _matches(text: Any, pattern: Any) -> bool:
+    """expr-lang's ``matches``: Go's ``regexp.MatchString`` (a search; ``$`` is end of text)."""
+    assert isinstance(text, str) and isinstance(pattern, str), (text, pattern)
+    return re.search(pattern.replace("$", r"\Z"), text) is not None
+
+
 _FUNCTIONS: dict[str, Any] = {
     "int": lambda v: int(float(v)) if isinstance(v, str) else int(v),
-    "float": float,
+    "float": _float,
     "ceil": lambda v: float(math.ceil(v)),
     "min": min,
+    "max": max,
+    "map": lambda items, predicate: [predicate(item) for item in items],
     "asInt": lambda v: int(v) if isinstance(v, str) and re.fullmatch(r"-?\d+", v) else _bad("asInt", v),
     "trimSuffix": lambda s, suffix: s[: -len(suffix)] if suffix and s.endswith(suffix) else s,
 }
@@ -114,10 +140,12 @@ class _Parser:
 
     def comparison(self) -> Node:
         left = self.additive()
-        if self.peek() != "endsWith":
+        if self.peek() not in ("endsWith", "matches"):
             return left
-        self.take()
+        operator = self.take()[1]
         right = self.additive()
+        if operator == "matches":
+            return lambda env: _matches(left(env), right(env))
         return lambda env: str(left(env)).endswith(str(right(env)))
 
     def _binary(self, operand: Any, ops: dict[str, Any], right_assoc: bool = False) -> Node:
@@ -157,6 +185,10 @@ class _Parser:
         elif text == "(":
             node = self.ternary()
             self.take(")")
+        elif text == "{":  # a predicate: a function of one element, named '#'
+            body = self.ternary()
+            self.take("}")
+            node = lambda env: lambda item: body({**env, "#": item})  # noqa: E731
         elif text == "[":
             items: list[Node] = []
             while self.peek() != "]":
@@ -201,9 +233,10 @@ def substitute(text: str, parameters: Mapping[str, str], retries: int = 0) -> st
 
     def expression(match: re.Match[str]) -> str:
         value = evaluate(match.group(1), env)
-        assert isinstance(value, int) and not isinstance(value, bool), f"expression gave {value!r}, not a whole number"
+        assert isinstance(value, (int, str)) and not isinstance(value, bool), f"expression gave {value!r}, not a whole number or a string"
         return str(value)
 
+    # Like Argo, a tag ends at the first "}}".
     text = re.sub(r"\{\{=(.*?)\}\}", expression, text)
     text = re.sub(r"\{\{workflow\.parameters\.([A-Za-z0-9_.-]+)\}\}", lambda m: parameters[m.group(1)], text)
     return text.replace("{{retries}}", str(retries))
@@ -221,6 +254,11 @@ def workflow_spec(document: Mapping[str, Any]) -> dict[str, Any]:
 def parameter_defaults(document: Mapping[str, Any]) -> dict[str, str]:
     """Workflow parameter name -> its value (the default a submit without ``-p`` uses)."""
     return {p["name"]: p["value"] for p in (workflow_spec(document).get("arguments") or {}).get("parameters") or []}
+
+
+def parameter_descriptions(document: Mapping[str, Any]) -> dict[str, str]:
+    """Workflow parameter name -> its description."""
+    return {p["name"]: p.get("description", "") for p in (workflow_spec(document).get("arguments") or {}).get("parameters") or []}
 
 
 def pod_templates(document: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -285,3 +323,109 @@ def argo_errors(document: Mapping[str, Any]) -> list[str]:
     """Every JSON-schema error of a rendered Argo manifest."""
     validator = argo_validator(document["kind"])
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
+
+
+# --------------------------------------------------------------------------- LimitRange admission
+
+
+class Rejected(Exception):
+    """The API server refuses the pod (the message is the server's, shortened)."""
+
+
+def _is_native(name: str) -> bool:
+    return "/" not in name or name.startswith("kubernetes.io/")
+
+
+def _overcommit_allowed(name: str) -> bool:
+    """``helper.IsOvercommitAllowed``: native resources except hugepages."""
+    return _is_native(name) and not name.startswith("hugepages-")
+
+
+def limit_range_item_defaults(item: Mapping[str, Any]) -> dict[str, Any]:
+    """``SetDefaults_LimitRangeItem`` (pkg/apis/core/v1/defaults.go), for a ``Container`` item:
+    a missing ``default`` is ``max``, a missing ``defaultRequest`` is ``default``, else ``min``."""
+    out = copy.deepcopy(dict(item))
+    if out["type"] != "Container":
+        return out
+    default = out.setdefault("default", {})
+    default_request = out.setdefault("defaultRequest", {})
+    for key, value in (out.get("max") or {}).items():
+        default.setdefault(key, value)
+    for key, value in default.items():
+        default_request.setdefault(key, value)
+    for key, value in (out.get("min") or {}).items():
+        default_request.setdefault(key, value)
+    return out
+
+
+def limit_range_errors(document: Mapping[str, Any]) -> list[str]:
+    """``ValidateLimitRange`` (pkg/apis/core/validation) for the fields allotment writes."""
+    from allotment.quantity import parse_quantity
+
+    errors = []
+    for item in document["spec"]["limits"]:
+        sections = {
+            name: {k: parse_quantity(v) for k, v in (item.get(name) or {}).items()} for name in ("max", "min", "default", "defaultRequest")
+        }
+        for key in set().union(*sections.values()):
+            mx, mn, df, dr = (sections[name].get(key) for name in ("max", "min", "default", "defaultRequest"))
+            if mn is not None and mx is not None and mn > mx:
+                errors.append(f"{key}: min value is greater than max value")
+            if dr is not None and mx is not None and dr > mx:
+                errors.append(f"{key}: default request value is greater than max value")
+            if dr is not None and df is not None and dr > df:
+                errors.append(f"{key}: default request value is greater than default limit value")
+            if dr is not None and mn is not None and mn > dr:
+                errors.append(f"{key}: min value is greater than default request value")
+            if df is not None and mx is not None and df > mx:
+                errors.append(f"{key}: default value is greater than max value")
+            if df is not None and mn is not None and mn > df:
+                errors.append(f"{key}: min value is greater than default value")
+            if not _overcommit_allowed(key) and df is not None and dr is not None and df != dr:
+                errors.append(f"{key}: default value must equal to defaultRequest value")
+    return errors
+
+
+def admit_container(resources: Mapping[str, Any] | None, limit_range: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """A container's ``resources`` as the API server stores them in a namespace with
+    ``limit_range``, or :class:`Rejected`:
+
+    1. pod defaulting (``SetDefaults_Pod``): a limit without a request gives the request;
+    2. the LimitRanger admission plugin (``mergeContainerResources``): a missing limit is the
+       item's ``default``, a missing request its ``defaultRequest`` (both after
+       :func:`limit_range_item_defaults`);
+    3. its validation (``minConstraint``/``maxConstraint``): with a ``max``, a limit must be
+       there and neither request nor limit may exceed it; with a ``min``, neither may be below;
+    4. pod validation (``ValidateResourceRequirements``): request <= limit, and for resources
+       that cannot be overcommitted (extended resources, hugepages) a limit, equal to the request.
+    """
+    from allotment.quantity import parse_quantity
+
+    requests = dict((resources or {}).get("requests") or {})
+    limits = dict((resources or {}).get("limits") or {})
+    for key, value in limits.items():
+        requests.setdefault(key, value)
+    items = [limit_range_item_defaults(i) for i in limit_range["spec"]["limits"] if i["type"] == "Container"]
+    for item in items:
+        for key, value in item["default"].items():
+            limits.setdefault(key, value)
+        for key, value in item["defaultRequest"].items():
+            requests.setdefault(key, value)
+    for item in items:
+        for key, cap in (item.get("max") or {}).items():
+            if key not in limits:
+                raise Rejected(f"maximum {key} usage per Container is {cap}.  No limit is specified")
+            if parse_quantity(limits[key]) > parse_quantity(cap):
+                raise Rejected(f"maximum {key} usage per Container is {cap}, but limit is {limits[key]}")
+            if key in requests and parse_quantity(requests[key]) > parse_quantity(cap):
+                raise Rejected(f"maximum {key} usage per Container is {cap}, but request is {requests[key]}")
+        for key, floor in (item.get("min") or {}).items():
+            for section in (requests, limits):
+                if key in section and parse_quantity(section[key]) < parse_quantity(floor):
+                    raise Rejected(f"minimum {key} usage per Container is {floor}")
+    for key, value in requests.items():
+        if key in limits and parse_quantity(value) > parse_quantity(limits[key]):
+            raise Rejected(f"resources.requests[{key}]: Invalid value: {value}: must be less than or equal to {key} limit of {limits[key]}")
+        if not _overcommit_allowed(key) and (key not in limits or parse_quantity(value) != parse_quantity(limits[key])):
+            raise Rejected(f"resources.requests[{key}]: Invalid value: {value}: must be equal to {key} limit")
+    return {"limits": limits, "requests": requests}

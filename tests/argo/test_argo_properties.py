@@ -9,7 +9,8 @@ For each generated spec (on a Container or an inline Script, with or without a
 - the pod Argo would create (podSpecPatch applied, parameters at their defaults) has those
   same parts, and the parameters carry the compiled values;
 - with ``retry_memory_factor``, attempt ``n`` asks for the memory of
-  :meth:`Resolved.with_memory_for_try` ``(n + 1)``, policy cap included;
+  :meth:`Resolved.with_memory_for_try` ``(n + 1)``, policy cap included (the runtime cap when
+  the memory is a submit parameter), also when the parameter is given as a plain number of MiB;
 - where the core rejects the spec, rendering raises the same error.
 """
 
@@ -74,6 +75,7 @@ def cases(draw: st.DrawFn) -> dict[str, Any]:
         "with": draw(st.none() | st.integers(1, 256 * 1024).map(lambda mib: f"kubernetes:memory={mib}")),
         "overridable": draw(st.none() | st.booleans()),
         "cap": draw(st.none() | st.integers(1024, 1024 * 1024)),
+        "runtime_cap": draw(st.none() | st.integers(1024, 1024 * 1024)),
     }
 
 
@@ -98,10 +100,23 @@ def _build(case: dict[str, Any]) -> Workflow:
 
 def _settings(case: dict[str, Any]) -> Settings:
     base = load_settings(cli={"with": [case["with"]]} if case["with"] else {}, env={})
-    if case["cap"] is None:
+    if case["cap"] is None and case["runtime_cap"] is None:
         return base
-    policy = Policy.from_mapping({"caps": {"memory": case["cap"]}}, origin="cap.yaml")
+    data: dict[str, Any] = {"caps": {"memory": case["cap"]}} if case["cap"] is not None else {}
+    if case["runtime_cap"] is not None:
+        data["runtime"] = {"caps": {"memory": case["runtime_cap"]}}
+    policy = Policy.from_mapping(data, origin="cap.yaml")
     return Settings(base.backend, base.withs, base.sets, policy, base.profile, base.origins)
+
+
+def _growth_policy(policy: Policy | None, overridable: bool) -> Policy | None:
+    """The policy whose caps the template's growth follows: when its memory can come from a submit
+    parameter (runtime input), ``memory_cap(runtime=True)`` applies to it whatever its compiled
+    source (the core would only apply it to a runtime source)."""
+    if policy is None or not overridable:
+        return policy
+    cap = policy.memory_cap(runtime=True)
+    return Policy.from_mapping({"caps": {"memory": cap}} if cap is not None else {}, origin=policy.origin)
 
 
 def _amounts(resources: dict[str, dict[str, str]]) -> dict[str, dict[str, Any]]:
@@ -167,14 +182,20 @@ def test_rendered_template_asks_for_what_the_core_compiles(case: dict[str, Any])
             assert parameters[parameter_name("step", "shared_memory")] == expected["volumes"][0]["emptyDir"]["sizeLimit"]
         assert set(parameters) <= {parameter_name("step", f) for f in ("cpu", "memory", "gpu", "disk", "shared_memory")}
 
-    # Memory growth per attempt, as the core computes it for that try.
+    # Memory growth per attempt, as the core computes it for that try (runtime caps for an
+    # overridable memory), and with a submitted plain number of MiB as for that compiled value.
     factor = resolved.value("retry_memory_factor")
     if factor and factor != 1:
         assert template["retryStrategy"] == {"limit": "3", "retryPolicy": "OnFailure"}
+        growth_policy = _growth_policy(settings_.policy, case["overridable"] is not False)
+        submitted = dict(parameters)
+        if case["overridable"] is not False:
+            submitted[parameter_name("step", "memory")] = str(resolved.value("memory"))
         for retries in range(4):
-            attempt = pod_for(template, parameters, retries)["spec"]["containers"][0]["resources"]
-            want = resolved.with_memory_for_try(retries + 1, settings_.policy).value("memory")
-            assert _mib(attempt["limits"]["memory"]) == want
-            assert attempt["requests"]["memory"] == attempt["limits"]["memory"]
+            want = resolved.with_memory_for_try(retries + 1, growth_policy).value("memory")
+            for given in (parameters, submitted):
+                attempt = pod_for(template, given, retries)["spec"]["containers"][0]["resources"]
+                assert _mib(attempt["limits"]["memory"]) == want
+                assert attempt["requests"]["memory"] == attempt["limits"]["memory"]
     else:
         assert "retryStrategy" not in template

@@ -4,18 +4,22 @@ conflicts, overrides on and off, workflow defaults, deployment settings, hooks, 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import allotment.argo as face
 import pytest
 from allotment import AllotmentError, batch, kubernetes, resources
-from allotment.argo.hooks import WORKFLOW_CLASSES
+from allotment.argo.hooks import WORKFLOW_CLASSES, plans
 from allotment.argo.render import render_workflow
+from allotment.argo.retry import mib_parameter
 from allotment.cli import main
+from allotment.fields import parse_mib
 from allotment.policy import Policy
+from allotment.quantity import parse_quantity
 from allotment.settings import Settings, load_settings
-from argo_support import argo_errors, parameter_defaults, pod_for, pod_templates, workflow_spec
+from argo_support import argo_errors, parameter_defaults, parameter_descriptions, pod_for, pod_templates, workflow_spec
 from hera.shared import global_config
 from hera.workflows import (
     DAG,
@@ -236,7 +240,7 @@ def test_the_users_pod_spec_patch_is_merged_or_conflicts() -> None:
     patch = json.loads(_template(_render(workflow), "c")["podSpecPatch"])
     assert patch["hostNetwork"] is False
     assert patch["containers"][0]["securityContext"] == {"runAsNonRoot": True}
-    assert patch["containers"][0]["resources"]["limits"]["memory"] == "{{workflow.parameters.c-memory}}"
+    assert patch["containers"][0]["resources"]["limits"]["memory"] == mib_parameter("c-memory")
 
     clash = {"containers": [{"name": "main", "resources": {"limits": {"memory": "9Gi"}}}]}
     with Workflow(name="patch2", entrypoint="main") as workflow2:
@@ -321,22 +325,53 @@ def test_overrides_are_parameters_referenced_by_the_pod_spec_patch() -> None:
             {
                 "name": "main",
                 "resources": {
-                    "limits": {"memory": "{{workflow.parameters.first-memory}}", "ephemeral-storage": "{{workflow.parameters.first-disk}}"},
+                    "limits": {"memory": mib_parameter("first-memory"), "ephemeral-storage": mib_parameter("first-disk")},
                     "requests": {
                         "cpu": "{{workflow.parameters.first-cpu}}",
-                        "memory": "{{workflow.parameters.first-memory}}",
-                        "ephemeral-storage": "{{workflow.parameters.first-disk}}",
+                        "memory": mib_parameter("first-memory"),
+                        "ephemeral-storage": mib_parameter("first-disk"),
                     },
                 },
             }
         ],
-        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "{{workflow.parameters.first-shared-memory}}"}}],
+        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": mib_parameter("first-shared-memory")}}],
     }
+    assert mib_parameter("first-memory") == (
+        "{{=workflow.parameters['first-memory'] matches '^[0-9.]+$' ? workflow.parameters['first-memory'] + 'Mi'"
+        " : workflow.parameters['first-memory']}}"
+    )
     # argo submit -p first-memory=64Gi -p second-gpu=4: the pod asks for that.
     submitted = {**parameter_defaults(document), "first-memory": "64Gi", "second-gpu": "4"}
     assert pod_for(first, submitted)["spec"]["containers"][0]["resources"]["limits"]["memory"] == "64Gi"
     second = pod_for(_template(document, "second"), submitted)["spec"]["containers"][0]["resources"]
     assert second["requests"]["amd.com/gpu"] == second["limits"]["amd.com/gpu"] == "4"
+    assert parameter_descriptions(document)["first-memory"].endswith("; a plain number is MiB")
+    assert "MiB" not in parameter_descriptions(document)["first-cpu"]
+
+
+@pytest.mark.parametrize(
+    ("given", "memory"),
+    [
+        ("65536", "65536Mi"),  # a plain number is MiB, as everywhere in allotment, not bytes
+        ("1.5", "1.5Mi"),
+        ("64Gi", "64Gi"),  # a quantity reaches Kubernetes unchanged
+        ("1G", "1G"),
+        ("1e9", "1e9"),  # an exponent form is a Kubernetes quantity: bytes
+        ("300000k", "300000k"),
+    ],
+)
+def test_plain_numbers_in_memory_parameters_are_mib(given: str, memory: str) -> None:
+    document = _render(_two_steps(None, None))
+    first = _template(document, "first")
+    submitted = {**parameter_defaults(document), "first-memory": given, "first-disk": given, "first-shared-memory": given, "first-cpu": "3"}
+    pod = pod_for(first, submitted)["spec"]
+    resources = pod["containers"][0]["resources"]
+    assert resources["limits"]["memory"] == resources["requests"]["memory"] == memory
+    assert resources["limits"]["ephemeral-storage"] == resources["requests"]["ephemeral-storage"] == memory
+    assert pod["volumes"][0]["emptyDir"]["sizeLimit"] == memory
+    assert resources["requests"]["cpu"] == "3"  # cpu and gpu parameters are passed as they are
+    if given.isdigit():
+        assert parse_quantity(memory) == int(given) * 1024 * 1024 == parse_mib(given) * 1024 * 1024
 
 
 @pytest.mark.parametrize(
@@ -377,7 +412,7 @@ def test_cron_workflow_parameters_live_in_the_workflow_spec() -> None:
     assert "arguments" not in document["spec"]
     assert document["spec"]["workflowSpec"]["arguments"]["parameters"][1] == {
         "name": "c-memory",
-        "description": "allotment: memory of template c (compiled 2Gi from @resources)",
+        "description": "allotment: memory of template c (compiled 2Gi from @resources); a plain number is MiB",
         "value": "2Gi",
     }
     assert argo_errors(document) == []
@@ -440,8 +475,8 @@ def test_deployment_with_applies_at_render_time(
     assert "names step 'nosuch', which does not exist" in capsys.readouterr().err
 
 
-def test_policy_caps_hold_and_cap_memory_growth() -> None:
-    @resources(memory=4000, retry_memory_factor=2)
+def _grower(memory: int = 4000, factor: float = 2) -> Workflow:
+    @resources(memory=memory, retry_memory_factor=factor)
     @script(image="python:3.12-slim")
     def grow() -> None:
         print("x")
@@ -449,18 +484,95 @@ def test_policy_caps_hold_and_cap_memory_growth() -> None:
     with Workflow(name="capped", entrypoint="main") as workflow:
         with Steps(name="main"):
             grow()
+    return workflow
+
+
+def _attempts(document: dict[str, Any], parameters: dict[str, str] | None = None, name: str = "grow") -> list[str]:
+    template = _template(document, name)
+    given = {**parameter_defaults(document), **(parameters or {})}
+    out = []
+    for retries in range(4):
+        resources = pod_for(template, given, retries)["spec"]["containers"][0]["resources"]
+        assert resources["requests"]["memory"] == resources["limits"]["memory"]
+        out.append(resources["limits"]["memory"])
+    return out
+
+
+def test_policy_caps_hold_and_cap_memory_growth() -> None:
+    workflow = _grower()
     policy = Policy.from_mapping({"caps": {"memory": 10000, "cpu": 4}}, origin="caps.yaml")
     document = _render(workflow, _with_settings(policy))
-    template = _template(document, "grow")
-    assert ", 10000))}}Mi" in template["podSpecPatch"]
-    parameters = parameter_defaults(document)
-    memory = [pod_for(template, parameters, r)["spec"]["containers"][0]["resources"]["limits"]["memory"] for r in range(4)]
-    assert memory == ["4000Mi", "8000Mi", "10000Mi", "10000Mi"]
+    assert ", 10000), #)})[0])}}Mi" in _template(document, "grow")["podSpecPatch"]
+    assert _attempts(document) == ["4000Mi", "8000Mi", "10000Mi", "10000Mi"]
+    face.overridable(False)(workflow)
+    fixed = _render(workflow, _with_settings(policy))
+    assert ", 10000))}}Mi" in _template(fixed, "grow")["podSpecPatch"]
+    assert _attempts(fixed) == ["4000Mi", "8000Mi", "10000Mi", "10000Mi"]
     with pytest.raises(AllotmentError, match="step 'grow': cpu='8' from with --with 'kubernetes:cpu=8' exceeds the cap cpu <= 4"):
-        _render(workflow, _with_settings(policy, ["kubernetes:cpu=8"]))
+        _render(_grower(), _with_settings(policy, ["kubernetes:cpu=8"]))
 
 
-def test_memory_growth_reads_an_overridden_memory_in_any_unit() -> None:
+RUNTIME_CAPPED = {"caps": {"memory": 10000}, "runtime": {"caps": {"memory": 6000}}}
+
+
+def test_growth_of_an_overridable_memory_is_held_to_the_runtime_cap() -> None:
+    """A submit parameter is runtime input: growth from it stops at memory_cap(runtime=True)."""
+    policy = Policy.from_mapping(RUNTIME_CAPPED, origin="runtime.yaml")
+    assert policy.memory_cap(runtime=True) == 6000 and policy.memory_cap(runtime=False) == 10000
+    document = _render(_grower(), _with_settings(policy))
+    assert ", 6000), #)})[0])}}Mi" in _template(document, "grow")["podSpecPatch"]
+    assert _attempts(document) == ["4000Mi", "6000Mi", "6000Mi", "6000Mi"]
+    assert _attempts(document, {"grow-memory": "5000"}) == ["5000Mi", "6000Mi", "6000Mi", "6000Mi"]
+    # A memory above the cap (compiled, or submitted) is never lowered; it just does not grow.
+    assert _attempts(document, {"grow-memory": "8000Mi"}) == ["8000Mi"] * 4
+    high = _render(_grower(memory=8000), _with_settings(policy))  # compiled 8000 (caps.memory allows it)
+    assert _attempts(high) == ["8000Mi"] * 4
+    assert _attempts(high, {"grow-memory": "3000"}) == ["3000Mi", "6000Mi", "6000Mi", "6000Mi"]
+
+
+def test_growth_of_a_fixed_memory_is_held_to_the_step_cap() -> None:
+    """Without parameters the memory is the compiled one: growth stops at memory_cap(runtime=False),
+    unless the memory itself came from runtime input (a deployment's with), as in the core."""
+    policy = Policy.from_mapping(RUNTIME_CAPPED, origin="runtime.yaml")
+    workflow = _grower()
+    face.overridable(False)(workflow)
+    document = _render(workflow, _with_settings(policy))
+    assert parameter_defaults(document) == {}
+    assert _attempts(document) == ["4000Mi", "8000Mi", "10000Mi", "10000Mi"]
+    resolved = plans(workflow, _with_settings(policy))[0][2].resolved
+    assert [f"{resolved.with_memory_for_try(n + 1, policy).value('memory')}Mi" for n in range(4)] == _attempts(document)
+    from_with = _render(workflow, _with_settings(policy, ["kubernetes:memory=5000"]))
+    assert _attempts(from_with) == ["5000Mi", "6000Mi", "6000Mi", "6000Mi"]
+
+
+@pytest.mark.parametrize(
+    ("given", "mib"),
+    [
+        ("2Gi", 2048),
+        ("1536Mi", 1536),
+        ("2G", 1908),
+        ("1000M", 954),
+        ("1Ti", 1048576),
+        ("1T", 953675),
+        ("1024", 1024),  # a plain number is MiB
+        ("1.5", 2),
+        ("1048576Ki", 1024),
+        ("1000000k", 954),
+        ("0.001Pi", 1073742),
+        ("1P", 953674317),
+        ("0.000001Ei", 1099512),
+        ("1E", 953674316407),
+        ("1073741824000m", 1024),
+        ("1073741824000000u", 1024),
+        ("1073741824000000000n", 1024),
+        ("1e9", 954),  # an exponent form: bytes
+        ("1E9", 954),
+        ("2.5e6", 3),
+        ("+1Gi", 1024),
+        (".5Gi", 512),
+    ],
+)
+def test_memory_growth_reads_an_overridden_memory_in_any_unit(given: str, mib: int) -> None:
     @resources(memory="1Gi", retry_memory_factor=1.5)
     @script(image="python:3.12-slim", retry_strategy=RetryStrategy(limit="2"))
     def grow() -> None:
@@ -472,20 +584,16 @@ def test_memory_growth_reads_an_overridden_memory_in_any_unit() -> None:
     document = _render(workflow)
     template = _template(document, "grow")
     assert template["retryStrategy"] == {"limit": "2"}  # the user's own retry strategy is kept
-    for given, mib in [
-        ("2Gi", 2048),
-        ("1536Mi", 1536),
-        ("2G", 1908),
-        ("1000M", 954),
-        ("1Ti", 1048576),
-        ("1T", 953675),
-        ("1073741824", 1024),
-    ]:
-        parameters = {**parameter_defaults(document), "grow-memory": given}
-        limits = [pod_for(template, parameters, r)["spec"]["containers"][0]["resources"]["limits"]["memory"] for r in range(3)]
-        import math
+    parameters = {**parameter_defaults(document), "grow-memory": given}
+    limits = [pod_for(template, parameters, r)["spec"]["containers"][0]["resources"]["limits"]["memory"] for r in range(3)]
+    assert limits == [f"{math.ceil(mib * 1.5**r)}Mi" for r in range(3)], given
 
-        assert limits == [f"{math.ceil(mib * 1.5**r)}Mi" for r in range(3)], given
+
+@pytest.mark.parametrize("given", ["64GB", "1.2.3", "-1Gi", "1Gi ", "lots", "1e", "0x10"])
+def test_memory_growth_fails_loudly_on_a_value_that_is_no_quantity(given: str) -> None:
+    document = _render(_grower())
+    with pytest.raises(ValueError, match="invalid syntax"):
+        _attempts(document, {"grow-memory": given})
 
 
 # -- hooks -----------------------------------------------------------------------------------------------
