@@ -334,6 +334,14 @@ def test_bad_specs_are_the_dag_files_import_errors(tmp_path: Path, monkeypatch: 
             def shard(n: int) -> None: ...
             shard.expand(n=[1, 2])
     ''')
+    write_dag(tmp_path, "retry.py", head + '''
+        from kubernetes.client import models as k8s
+        with DAG("retry", schedule=None, start_date=START):
+            KubernetesPodOperator(
+                task_id="grow", image="busybox", resources={"cpu": 2, "retry_memory_factor": 1.5},
+                container_resources=k8s.V1ResourceRequirements(requests={"memory": "8Gi"}, limits={"memory": "8Gi"}),
+            )
+    ''')
     monkeypatch.setenv("ALLOTMENT_POLICY", str(Path(__file__).resolve().parents[2] / "dags" / "policy.yaml"))
     bag = dagbag(tmp_path)
     errors = {Path(path).stem: text for path, text in bag.import_errors.items()}
@@ -343,6 +351,8 @@ def test_bad_specs_are_the_dag_files_import_errors(tmp_path: Path, monkeypatch: 
         "defaults": ["step 'prep': memory='lots' from workflow default default_args['allotment']", "'16Gi'"],
         "policy": ["step 'huge': cpu='64' from resources= on KubernetesPodOperator exceeds the cap cpu <= 32", "policy.yaml"],
         "stacked": ["step 'train': shared_memory='2Gi' from @resources is more than memory=", "(shared memory is charged"],
+        "retry": ["step 'grow': retry_memory_factor=1.5 from resources= on KubernetesPodOperator has retry_memory_factor, "
+                  "but its memory comes from the container's own resources"],
         "mapped": ["step 'shard'", "mapped task (.expand())"],
     }
     assert set(errors) == set(expected)
