@@ -17,7 +17,6 @@ and terminating its jobs); otherwise it is skipped with that reason.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from af_helpers import DAGS, POLICY, ROOT, dagbag, pod_of, write_dag
 from allotment import AllotmentError, batch, resources
 
 sys.path.insert(0, str(ROOT / "tests" / "batch"))  # the Batch tests' helpers: botocore's model, the moto server
-from batch_support import REGION, MotoBatch, moto_batch, moto_server, validation_errors
+from batch_support import REGION, MotoBatch, moto_batch, moto_server, real_aws_queue, validation_errors
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
 BATCH_EXECUTOR = "airflow.providers.amazon.aws.executors.batch.AwsBatchExecutor"
@@ -754,14 +753,7 @@ def test_render_includes_batch_and_executor_documents(tmp_path: Path, monkeypatc
 
 
 def test_real_aws_shared_memory_revision_and_submit(monkeypatch: pytest.MonkeyPatch) -> None:  # pragma: no cover - needs AWS
-    wanted = os.environ.get("ALLOTMENT_TEST_REAL_AWS") == "1"
-    has_credentials = bool(os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"))
-    queue = os.environ.get("ALLOTMENT_TEST_BATCH_QUEUE")
-    if not (wanted and has_credentials and queue):
-        pytest.skip(
-            "real AWS Batch: set ALLOTMENT_TEST_REAL_AWS=1, AWS credentials (AWS_ACCESS_KEY_ID or AWS_PROFILE) and "
-            "ALLOTMENT_TEST_BATCH_QUEUE (an existing EC2 job queue) to run the BatchOperator against AWS"
-        )
+    queue = real_aws_queue("the BatchOperator")
     import boto3
     from airflow.sdk import DAG
     from airflow.sdk.bases.operator import ExecutorSafeguard

@@ -9,6 +9,7 @@ import copy
 import functools
 import json
 import logging
+import os
 import re
 import urllib.request
 import uuid
@@ -18,6 +19,7 @@ from fractions import Fraction
 from typing import Any
 
 import botocore.session
+import pytest
 from allotment.model import Resources
 from allotment.resolve import Resolved, resolve
 from allotment.sources import Source
@@ -247,3 +249,17 @@ def moto_batch(endpoint: str) -> MotoBatch:
         computeEnvironmentOrder=[{"order": 1, "computeEnvironment": f"{prefix}-ce"}],
     )
     return MotoBatch(endpoint, client, f"{prefix}-queue", prefix)
+
+
+def real_aws_queue(what: str) -> str:
+    """The queue named by ALLOTMENT_TEST_BATCH_QUEUE when real AWS is asked for (ALLOTMENT_TEST_REAL_AWS=1
+    and credentials are present); otherwise the test skips, saying how to run ``what`` against AWS."""
+    wanted = os.environ.get("ALLOTMENT_TEST_REAL_AWS") == "1"
+    has_credentials = bool(os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"))
+    queue = os.environ.get("ALLOTMENT_TEST_BATCH_QUEUE")
+    if not (wanted and has_credentials and queue):
+        pytest.skip(
+            "real AWS Batch: set ALLOTMENT_TEST_REAL_AWS=1, AWS credentials (AWS_ACCESS_KEY_ID or AWS_PROFILE) and "
+            f"ALLOTMENT_TEST_BATCH_QUEUE (an existing EC2 job queue) to run {what} against AWS"
+        )
+    return queue

@@ -11,7 +11,6 @@ terminates its jobs and deregisters those definitions afterwards.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from allotment.awsbatch import compile_batch, job_name
 from allotment.decorators import spec_of
 from allotment.jobdefs import DIGEST_TAG, ensure_job_definition
 from allotment.settings import Settings
-from batch_support import ACCOUNT, moto_batch, moto_server
+from batch_support import ACCOUNT, moto_batch, moto_server, real_aws_queue
 
 boto3 = pytest.importorskip("boto3")
 
@@ -53,14 +52,7 @@ def _moto_target(endpoint: str) -> BatchTarget:
 
 
 def _aws_target() -> BatchTarget:
-    wanted = os.environ.get("ALLOTMENT_TEST_REAL_AWS") == "1"
-    has_credentials = bool(os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"))
-    queue = os.environ.get("ALLOTMENT_TEST_BATCH_QUEUE")
-    if not (wanted and has_credentials and queue):
-        pytest.skip(
-            "real AWS Batch: set ALLOTMENT_TEST_REAL_AWS=1, AWS credentials (AWS_ACCESS_KEY_ID or AWS_PROFILE) and "
-            "ALLOTMENT_TEST_BATCH_QUEUE (an existing EC2 job queue) to run this against AWS"
-        )
+    queue = real_aws_queue("this")
     return BatchTarget("aws", boto3.client("batch"), queue, f"allotment-test-{uuid.uuid4().hex[:8]}")
 
 
