@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: demo test lint bench clean constraints
+.PHONY: demo test lint golden bench clean constraints
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,10 +26,16 @@ demo: $(STAMP)  ## the main job: explain and render every example (no cluster, n
 test: $(STAMP)  ## the test suite (CI runs exactly this, then `make lint`)
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)  ## ruff, and mypy (strict on plugin/)
+lint: $(STAMP)  ## ruff (lint and format), strict mypy and the import-linter layers, on the core and both faces
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check plugin
-	$(BIN)/mypy plugin
+	$(BIN)/ruff format --check plugin airflow argo
+	$(BIN)/python .ci/package_tree.py >/dev/null
+	cd build/tree && ../../$(BIN)/mypy --config-file ../../pyproject.toml allotment
+	cd build/tree && PYTHONPATH=$$PWD ../../$(BIN)/lint-imports ../../pyproject.toml
+
+golden: $(STAMP)  ## rewrite every golden file from the current output (refused under CI); review the diff before committing
+	@if [ -n "$$CI" ]; then echo "make golden: refused under CI (golden files change only by a deliberate local run)" >&2; exit 2; fi
+	ALLOTMENT_REGEN=1 $(BIN)/python -m pytest -q -m golden
 
 bench: $(STAMP)  ## benchmarks: ratios against a baseline measured in the same run
 	$(BIN)/python bench/import_time.py

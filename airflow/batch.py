@@ -51,117 +51,18 @@ What happens where:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from airflow.providers.amazon.aws.operators.batch import BatchOperator as _BatchOperator
 from airflow.sdk.exceptions import AirflowFailException
-from allotment.airflow.operators import ResourcesMixin, resolve_at_execute, resolve_task, task_spec
-from allotment.airflow.tasks import BATCH_WORKER, JOB
-from allotment.awsbatch import PLATFORMS, BatchPlan, compile_batch, job_name
-from allotment.batch_merge import merge_submit_overrides
-from allotment.decorators import spec_of
-from allotment.errors import AllotmentError
-from allotment.jobdefs import ensure_job_definition
-from allotment.resolve import Resolved
-from allotment.settings import Settings, using_settings
+from allotment.facade import PLATFORMS, AllotmentError, agree_option, ensure_job_definition, spec_of
 
-__all__ = ["BatchOperator", "batch_plan", "check_operator", "render_batch_task", "submit_request"]
+from .batch_jobs import batch_plan, describe_plan, job_name_for
+from .operators import ResourcesMixin
+from .resolution import resolve_at_execute
+from .tasks import JOB, task_spec
 
-
-def _agree(task_id: str, argument: str, given: Any, option: str, from_spec: Any) -> Any:
-    """The operator's own ``argument`` or ``@batch(option=...)``; both, differing, is an error."""
-    if given not in (None, "") and from_spec not in (None, "") and given != from_spec:
-        raise AllotmentError(
-            f"{argument}={given!r} on BatchOperator conflicts with {option}={from_spec!r} from @batch",
-            step=task_id,
-            accepted=f"give the {argument} in one place",
-        )
-    return given if given not in (None, "") else from_spec
-
-
-def _platform_label(task: Any, resolved: Resolved) -> tuple[str | None, str]:
-    if resolved.options.get("platform"):
-        return str(resolved.options["platform"]), "@batch(platform=...)"
-    if getattr(task, "platform", None):
-        return str(task.platform), f"platform= on {type(task).__name__}"
-    return None, "default"
-
-
-def batch_plan(task: Any, resolved: Resolved, *, warn: bool = False, merge_templated: bool = True) -> tuple[BatchPlan, dict[str, Any]]:
-    """The task's :class:`~allotment.awsbatch.BatchPlan` and the SubmitJob override members to send
-    (``containerOverrides`` / ``eksPropertiesOverride``, merged with the operator's own).
-
-    ``merge_templated=False`` skips the merge when the operator's own overrides still hold
-    Jinja templates (at parse time); they are merged when the task runs, rendered."""
-    chosen, _ = _platform_label(task, resolved)
-    mine = getattr(task, "platform", None)
-    if chosen and mine and chosen != mine:
-        raise AllotmentError(
-            f"platform={mine!r} on {type(task).__name__} conflicts with platform={chosen!r} from @batch",
-            step=resolved.step,
-            accepted="give the platform in one place",
-        )
-    plan = compile_batch(resolved, chosen, container=getattr(task, "eks_container", None), warn=warn)
-    user_container = getattr(task, "container_overrides", None)
-    user_eks = getattr(task, "eks_properties_override", None)
-    if not merge_templated and "{{" in repr((user_container, user_eks)):
-        return plan, dict(plan.submit_overrides)
-    overrides = merge_submit_overrides(
-        plan,
-        resolved,
-        container_overrides=user_container,
-        eks_properties_override=user_eks,
-        user_source=f"the {type(task).__name__}'s own container_overrides/eks_properties_override",
-    )
-    return plan, overrides
-
-
-def check_operator(task: Any, resolved: Resolved) -> None:
-    """Parse-time check of a BatchOperator (called by :func:`allotment.airflow.operators.setup`)."""
-    batch_plan(task, resolved, warn=True, merge_templated=False)
-
-
-def _requirements_text(plan: BatchPlan, overrides: Mapping[str, Any]) -> str:
-    if plan.platform != "eks":
-        entries = (overrides.get("containerOverrides") or {}).get("resourceRequirements") or []
-        return "containerOverrides.resourceRequirements " + ", ".join(f"{e.get('type')} {e.get('value')}" for e in entries)
-    containers = ((overrides.get("eksPropertiesOverride") or {}).get("podProperties") or {}).get("containers") or []
-    return "eksPropertiesOverride containers " + json.dumps(
-        [{k: c[k] for k in ("name", "resources") if k in c} for c in containers], sort_keys=True, separators=(",", ":")
-    )
-
-
-def describe_plan(task: Any, resolved: Resolved, plan: BatchPlan, overrides: Mapping[str, Any]) -> list[str]:
-    """Task-log lines: the platform and where it came from, what the submit asks for, the notes
-    the compile added (roundings, revisions) and its warnings."""
-    _, source = _platform_label(task, resolved)
-    lines = [f"allotment: AWS Batch {plan.platform} (platform from {source}): {_requirements_text(plan, overrides)}"]
-    lines += [f"allotment: note: {note}" for note in plan.notes[len(resolved.notes) :] if note not in plan.warnings]
-    return lines
-
-
-def submit_request(task: Any, overrides: Mapping[str, Any], job_definition: str | None = None) -> dict[str, Any]:
-    """The SubmitJob request the operator sends (the members the provider's ``submit_job`` builds,
-    ``None`` ones left out), with allotment's override members."""
-    args: dict[str, Any] = {
-        "jobName": task.job_name,
-        "jobQueue": task.job_queue,
-        "jobDefinition": job_definition or task.job_definition,
-        "arrayProperties": task.array_properties,
-        "parameters": task.parameters,
-        "tags": task.tags,
-        "containerOverrides": overrides.get("containerOverrides", task.container_overrides),
-        "ecsPropertiesOverride": task.ecs_properties_override,
-        "eksPropertiesOverride": overrides.get("eksPropertiesOverride", task.eks_properties_override),
-        "nodeOverrides": task.node_overrides,
-        "retryStrategy": task.retry_strategy,
-        "shareIdentifier": task.share_identifier,
-        "schedulingPriorityOverride": task.scheduling_priority_override,
-    }
-    if task.submit_job_timeout:
-        args["timeout"] = {"attemptDurationSeconds": task.submit_job_timeout}
-    return {key: value for key, value in args.items() if value is not None}
+__all__ = ["BatchOperator"]
 
 
 class BatchOperator(ResourcesMixin, _BatchOperator):
@@ -184,8 +85,11 @@ class BatchOperator(ResourcesMixin, _BatchOperator):
         task_id = str(kwargs.get("task_id"))
         spec = spec_of(step) if step is not None else None
         options = spec.options("batch") if spec is not None else {}
-        job_definition = _agree(task_id, "job_definition", job_definition, "job_definition", options.get("job_definition"))
-        job_queue = _agree(task_id, "job_queue", job_queue, "queue", options.get("queue"))
+        where = "on BatchOperator"
+        job_definition = agree_option(
+            task_id, "job_definition", job_definition, where, "job_definition", options.get("job_definition"), "batch"
+        )
+        job_queue = agree_option(task_id, "job_queue", job_queue, where, "queue", options.get("queue"), "batch")
         missing = [name for name, value in (("job_definition", job_definition), ("job_queue", job_queue)) if not value]
         if missing:
             raise AllotmentError(
@@ -225,7 +129,8 @@ class BatchOperator(ResourcesMixin, _BatchOperator):
         for text in plan.warnings:
             self.log.warning("allotment: warning: %s", text)
         try:
-            ref = ensure_job_definition(self.hook.client, str(self.job_definition), plan, container=self.eks_container)
+            client: Any = self.hook.client  # boto3's Batch client; the core takes any object with its two calls
+            ref = ensure_job_definition(client, str(self.job_definition), plan, container=self.eks_container)
         except AllotmentError as e:
             self.log.error("allotment: the task fails before the submit: %s", e)
             raise AirflowFailException(f"allotment: {e}") from e
@@ -255,50 +160,3 @@ class BatchOperator(ResourcesMixin, _BatchOperator):
         finally:
             for name, value in saved.items():
                 setattr(self, name, value)
-
-
-def job_name_for(task_id: str) -> str:
-    """The default ``job_name``: the task id made valid for AWS Batch."""
-    return job_name(task_id)
-
-
-def render_batch_task(task: Any, settings: Settings) -> dict[str, Any] | None:
-    """The ``render --target airflow`` document of a task whose spec sizes a Batch job, without
-    ``dag_id``/``task_id``/``file`` (the caller adds them); None for other tasks.
-
-    A BatchOperator: ``job_of``, ``platform``, ``submitJob`` (the request it sends; its
-    ``jobDefinition`` is the base as given), ``jobDefinitionFields`` when a revision must carry
-    part of the spec, ``notes`` and ``warnings``. A task on the AwsBatchExecutor: ``job_of``,
-    ``platform`` and the ``executorConfig`` the executor merges into its SubmitJob call.
-    """
-    from allotment.airflow.executors import batch_executor_config
-
-    spec = task_spec(task)
-    if spec is None or spec.target not in (JOB, BATCH_WORKER):
-        return None
-    with using_settings(settings):
-        resolved = resolve_task(task, settings=settings)
-        if spec.target == BATCH_WORKER:
-            plan = compile_batch(resolved, warn=False)
-            config = batch_executor_config(resolved, spec.user_executor_config)
-            document: dict[str, Any] = {"job_of": "AwsBatchExecutor worker", "platform": plan.platform, "executorConfig": config}
-            notes = [note for note in plan.notes if note not in plan.warnings]
-        else:
-            plan, overrides = batch_plan(task, resolved)
-            document = {
-                "job_of": type(task).__name__,
-                "platform": plan.platform,
-                "submitJob": submit_request(task, overrides),
-            }
-            notes = [note for note in plan.notes if note not in plan.warnings]
-            if plan.needs_job_definition:
-                document["jobDefinitionFields"] = json.loads(json.dumps(dict(plan.job_definition_fields)))
-                notes.append(
-                    f"when the task runs, allotment registers (once) a revision of job definition {task.job_definition!r} carrying "
-                    "jobDefinitionFields, named '<base>-allot-<12 hex of its content>', and submits with it instead"
-                )
-    if notes:
-        document["notes"] = notes
-    if plan.warnings:
-        document["warnings"] = list(plan.warnings)
-    return document

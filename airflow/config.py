@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from allotment.settings import ENV, Settings, current_settings, load_settings, using_settings
+from allotment.facade import ENV, Settings, current_settings, load_settings, using_settings
 
 __all__ = ["SECTION", "active_settings", "airflow_config", "airflow_settings", "using_settings", "with_airflow_config"]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from allotment.discover import Step
+from allotment.facade import Step
 
 __all__ = ["dags_of", "find_steps"]
 
@@ -63,7 +63,8 @@ def find_steps(module: ModuleType, file: Path) -> list[Step]:
     """The steps of every DAG in ``module``: its tasks that carry allotment resources."""
     if not _uses_airflow(module):
         return []
-    from allotment.airflow.operators import apply, task_spec
+    from .operators import apply
+    from .tasks import task_spec
 
     steps: list[Step] = []
     for dag in dags_of(module, file):

@@ -4,7 +4,7 @@ A task runs on the KubernetesExecutor when its own ``executor=`` names it, or wh
 executor and the KubernetesExecutor is the default (the first entry of ``[core] executor``).
 For such a task whose callable carries ``@resources`` (or an allotment operator that is not a
 pod operator), allotment fills ``executor_config["pod_override"]``: the ``base`` container's
-resources and the ``dshm`` mount, the pod's ``dshm`` volume, GPU tolerations and node selector,
+resources and the shared-memory mount, the pod's shared-memory volume, GPU tolerations and node selector,
 merged with the user's own ``pod_override`` (kept; a conflict is an error naming both).
 
 Under the LocalExecutor or CeleryExecutor nothing is sent to Kubernetes and ``executor_config``
@@ -35,20 +35,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from allotment.airflow.kube import pod_from_dict, to_dict
-from allotment.errors import AllotmentError
-from allotment.k8s import kubernetes_parts, merge_parts
-from allotment.k8s_user import yield_defaults
-from allotment.profiles import Profile
-from allotment.resolve import Resolved
+from allotment.facade import AllotmentError, BatchPlan, Resolved, compile_batch, fit_pod, merge_container_overrides
+
+from .kube import pod_from_dict, to_dict
 
 __all__ = [
     "AWS_BATCH_EXECUTOR",
     "KUBERNETES_EXECUTOR",
+    "SNAKE_CASE_KEYS",
     "batch_executor_base",
     "batch_executor_config",
     "configured_executors",
     "executor_class",
+    "executor_config",
     "on_batch_executor",
     "on_kubernetes_executor",
     "pod_override_config",
@@ -57,6 +56,21 @@ __all__ = [
 
 KUBERNETES_EXECUTOR: Final = "KubernetesExecutor"
 AWS_BATCH_EXECUTOR: Final = "AwsBatchExecutor"
+SNAKE_CASE_KEYS: Final[Mapping[str, str]] = {
+    "container_overrides": "containerOverrides",
+    "eks_properties_override": "eksPropertiesOverride",
+    "ecs_properties_override": "ecsPropertiesOverride",
+    "node_overrides": "nodeOverrides",
+    "retry_strategy": "retryStrategy",
+    "share_identifier": "shareIdentifier",
+    "scheduling_priority_override": "schedulingPriorityOverride",
+    "array_properties": "arrayProperties",
+    "propagate_tags": "propagateTags",
+}
+"""snake_case keys a user may write in ``executor_config`` -> the SubmitJob member meant. The
+AwsBatchExecutor passes ``executor_config`` to SubmitJob unchanged (no camelizing), so a
+snake_case key would be an unknown parameter there."""
+
 WORKER_ARGS: Final = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string", "<workload>"]
 """Placeholder worker command in rendered worker pods (the executor puts the real workload there)."""
 
@@ -111,16 +125,13 @@ def batch_executor_config(
     resolved: Resolved, user_config: Mapping[str, Any] | None, *, platform: str | None = None, base: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """``executor_config`` for a task on the AwsBatchExecutor: the user's own with the complete
-    ``containerOverrides.resourceRequirements`` (:func:`allotment.batch_merge.executor_config`).
+    ``containerOverrides.resourceRequirements`` (:func:`executor_config`).
     ``base``: the executor's SubmitJob kwargs (default: read from the Airflow config now)."""
-    from allotment.awsbatch import compile_batch
-    from allotment.batch_merge import executor_config
-
     plan = compile_batch(resolved, platform)
     return executor_config(plan, resolved, user_config, base=batch_executor_base() if base is None else base)
 
 
-def pod_override_config(resolved: Resolved, profile: Profile, user_config: Mapping[str, Any] | None) -> dict[str, Any]:
+def pod_override_config(resolved: Resolved, profile: Any, user_config: Mapping[str, Any] | None) -> dict[str, Any]:
     """``executor_config`` with ``pod_override`` holding the spec, merged with the user's own."""
     config = dict(user_config or {})
     user_pod = config.get("pod_override")
@@ -149,8 +160,7 @@ def pod_override_config(resolved: Resolved, profile: Profile, user_config: Mappi
         }.items()
         if value
     }
-    ours = yield_defaults(kubernetes_parts(resolved, profile), resolved, user)
-    merged = merge_parts(ours, user, step=resolved.step, user_source="executor_config['pod_override']")
+    merged = fit_pod(resolved, profile, user, user_source="executor_config['pod_override']").merged.to_dict()
     resources = {section: values for section, values in (merged.get("resources") or {}).items() if values}
     if resources:
         base["resources"] = resources
@@ -194,3 +204,68 @@ def worker_pod(dag_id: str, task_id: str, executor_config: Mapping[str, Any]) ->
         scheduler_job_id="render",
         with_mutation_hook=True,
     )
+
+
+def executor_config(
+    plan: BatchPlan,
+    resolved: Resolved,
+    user_config: Mapping[str, Any] | None = None,
+    *,
+    base: Mapping[str, Any] | None = None,
+    user_source: str = "executor_config",
+) -> dict[str, Any]:
+    """The ``executor_config`` of a task on the AwsBatchExecutor: the user's own, with
+    ``containerOverrides.resourceRequirements`` set to the complete list the spec asks for.
+
+    ``base``: the executor's SubmitJob kwargs (``[aws_batch_executor]``), whose own
+    ``containerOverrides.resourceRequirements`` the result replaces; its entries stand where
+    allotment sets nothing or only a default. The executor submits every task with the one
+    job definition of its configuration and runs no EKS jobs, so a spec needing a
+    job-definition revision (shared memory; disk on Fargate) or platform ``eks`` is an error.
+    """
+    step = resolved.step
+    config: dict[str, Any] = copy.deepcopy(dict(user_config or {}))
+    for key, camel in SNAKE_CASE_KEYS.items():
+        if key in config:
+            raise AllotmentError(
+                f"{user_source} has the key {key!r}; the AwsBatchExecutor passes executor_config to SubmitJob as it is",
+                step=step,
+                accepted=f"write SubmitJob's camelCase name {camel!r}",
+            )
+    if plan.platform == "eks":
+        raise AllotmentError(
+            "runs on the AwsBatchExecutor, which submits no EKS jobs (platform 'eks')",
+            step=step,
+            field="platform",
+            value=plan.platform,
+            source=plan.platform_source,
+            accepted="use platform 'ec2' or 'fargate', or allotment's BatchOperator for an EKS-backed queue",
+        )
+    if plan.needs_job_definition:
+        fields = ", ".join(_paths(plan.job_definition_fields))
+        raise AllotmentError(
+            f"needs a job-definition revision ({fields}), which the AwsBatchExecutor cannot use: it submits every task "
+            "with the job definition of its [aws_batch_executor] configuration",
+            step=step,
+            accepted="run this step with allotment's BatchOperator (it registers the revision when the task runs), "
+            "or drop the field and size it in the executor's job definition",
+        )
+    config["containerOverrides"] = merge_container_overrides(
+        plan.submit_overrides["containerOverrides"],
+        config.get("containerOverrides"),
+        resolved,
+        user_source=user_source,
+        base=(base or {}).get("containerOverrides"),
+    )
+    return config
+
+
+def _paths(fields: Mapping[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for key, value in fields.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out += _paths(value, f"{path}.")
+        else:
+            out.append(path)
+    return out

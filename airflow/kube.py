@@ -1,11 +1,10 @@
-"""Between allotment's plain Kubernetes data and the kubernetes client's objects.
+"""Between allotment's typed pod parts and the kubernetes client's objects.
 
-The core (:mod:`allotment.k8s`) compiles a resolved spec to camelCase dicts (``resources``,
-``volumes``, ``volumeMounts``, ``nodeSelector``, ``tolerations``) and merges them with the
-user's own (:func:`allotment.k8s.merge_parts`). This module only converts: client objects to
-those dicts (``ApiClient.sanitize_for_serialization``) and dicts back to client objects
-(``PodGenerator.deserialize_model_dict``, the provider's own loader). The user's own objects are
-kept as they are; only what allotment adds is built here.
+The core fits a resolved spec into the user's own pod settings (:func:`allotment.facade.fit_pod`:
+defaults yield, conflicts are errors). This module only converts: client objects to plain
+camelCase data (``ApiClient.sanitize_for_serialization``) and the parts allotment adds back to
+client objects (``PodGenerator.deserialize_model_dict``, the provider's own loader). The user's
+own objects are kept as they are; only what allotment adds is built here.
 """
 
 from __future__ import annotations
@@ -15,9 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from allotment.k8s import merge_parts
-from allotment.k8s_user import yield_defaults
-from allotment.resolve import Resolved
+from allotment.facade import PodParts, Resolved, fit_pod
 from kubernetes.client import ApiClient
 from kubernetes.client import models as k8s
 
@@ -69,8 +66,8 @@ def user_parts(
     volume_mounts: Sequence[Any] = (),
     node_selector: Mapping[str, str] | None = None,
     tolerations: Sequence[Any] = (),
-) -> dict[str, Any]:
-    """The user's own settings (client objects or dicts) as plain parts for :func:`allotment.k8s.merge_parts`."""
+) -> PodParts:
+    """The user's own settings (client objects or dicts) as typed parts for :func:`allotment.facade.fit_pod`."""
     parts: dict[str, Any] = {}
     if resources:
         parts["resources"] = to_dict(resources) or {}
@@ -82,12 +79,12 @@ def user_parts(
         parts["nodeSelector"] = dict(node_selector)
     if tolerations:
         parts["tolerations"] = to_dict(list(tolerations))
-    return parts
+    return PodParts.from_dict(parts)
 
 
 def merged_pod_arguments(
-    ours: Mapping[str, Any],
     resolved: Resolved,
+    profile: Any,
     *,
     user_source: str,
     resources: Any = None,
@@ -96,30 +93,25 @@ def merged_pod_arguments(
     node_selector: Mapping[str, str] | None = None,
     tolerations: Sequence[Any] = (),
 ) -> dict[str, Any]:
-    """Merge allotment's parts with the user's own (kept, and first) and return client objects:
-    ``container_resources`` (``V1ResourceRequirements``), ``volumes``, ``volume_mounts``,
-    ``node_selector`` and ``tolerations``. Defaults yield to the user's own values
-    (:func:`allotment.k8s_user.yield_defaults`); a real conflict raises the core's error."""
+    """The spec fitted into the user's own pod arguments (kept, and first), as the operator's
+    arguments: ``container_resources`` (``V1ResourceRequirements``), ``volumes``,
+    ``volume_mounts``, ``node_selector`` and ``tolerations``. A real conflict raises the core's error."""
     user = user_parts(
         resources=resources, volumes=volumes, volume_mounts=volume_mounts, node_selector=node_selector, tolerations=tolerations
     )
-    merged = merge_parts(yield_defaults(ours, resolved, user), user, step=resolved.step, user_source=user_source)
-
-    requirements = merged.get("resources") or {}
+    fitted = fit_pod(resolved, profile, user, user_source=user_source)
+    merged, added = fitted.merged, fitted.added
+    requirements = merged.resources.to_dict() if merged.resources is not None else {}
     claims = getattr(resources, "claims", None) if resources is not None and not isinstance(resources, Mapping) else None
     container_resources = k8s.V1ResourceRequirements(
         requests=requirements.get("requests") or None, limits=requirements.get("limits") or None, claims=claims
     )
-    # merge_parts keeps the user's entries first, in their order, and appends what allotment adds.
-    added_volumes = (merged.get("volumes") or [])[len(user.get("volumes") or []) :]
-    added_mounts = (merged.get("volumeMounts") or [])[len(user.get("volumeMounts") or []) :]
-    added_tolerations = (merged.get("tolerations") or [])[len(user.get("tolerations") or []) :]
     return {
         "container_resources": container_resources,
-        "volumes": [*volumes, *_objects("volumes", added_volumes)],
-        "volume_mounts": [*volume_mounts, *_objects("volumeMounts", added_mounts)],
-        "node_selector": dict(merged.get("nodeSelector") or {}),
-        "tolerations": [*tolerations, *_objects("tolerations", added_tolerations)],
+        "volumes": [*volumes, *_objects("volumes", [dict(v) for v in added.volumes])],
+        "volume_mounts": [*volume_mounts, *_objects("volumeMounts", [dict(m) for m in added.volume_mounts])],
+        "node_selector": dict(merged.node_selector),
+        "tolerations": [*tolerations, *_objects("tolerations", [dict(t) for t in added.tolerations])],
     }
 
 

@@ -30,7 +30,7 @@ What happens where:
   ``dag_run.conf["allotment"]`` and the try number, logs what it asks for and why, and fails the
   task (no retry) on a bad conf, before any pod request. ``build_pod_request_obj`` then builds
   the pod with the operator's own ``container_resources``, ``volumes``, ``volume_mounts``,
-  ``node_selector`` and ``tolerations`` kept and merged (DESIGN §3); the attributes themselves
+  ``node_selector`` and ``tolerations`` kept and merged (docs/design.md §3); the attributes themselves
   are left as the user gave them.
 * On a KubernetesPodOperator the spec sizes the pod it launches; on a BatchOperator the Batch
   job it submits. On any other operator (the mixin on e.g. a PythonOperator) it sizes the
@@ -45,217 +45,19 @@ What happens where:
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from airflow.providers.cncf.kubernetes.decorators.kubernetes import _KubernetesDecoratedOperator
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator as _KubernetesPodOperator
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
-from allotment.airflow.config import active_settings
-from allotment.airflow.executors import batch_executor_config, on_batch_executor, on_kubernetes_executor, pod_override_config
-from allotment.airflow.kube import merged_pod_arguments
-from allotment.airflow.runtime import describe, resolve_for_run
-from allotment.airflow.tasks import (
-    BATCH_WORKER,
-    JOB,
-    POD,
-    WORKER,
-    TaskSpec,
-    airflow_resources,
-    defaults_from,
-    resources_from_airflow,
-)
-from allotment.decorators import StepSpec, spec_of
-from allotment.errors import AllotmentError
-from allotment.k8s import kubernetes_parts
-from allotment.resolve import Resolved
-from allotment.settings import Settings
-from allotment.sources import Source
+from allotment.facade import AllotmentError, Resolved, spec_of
 
-__all__ = [
-    "KubernetesDecoratedOperator",
-    "KubernetesPodOperator",
-    "ResourcesMixin",
-    "apply",
-    "resolve_at_execute",
-    "resources_from_airflow",
-    "setup",
-    "task_target",
-]
+from .config import active_settings
+from .resolution import resolve_at_execute, resolve_task
+from .tasks import POD, task_spec
+from .wiring import pod_arguments, setup, task_target
 
-ATTR = "_allotment"
-"""The operator attribute holding its :class:`~allotment.airflow.tasks.TaskSpec`."""
-
-_BATCH_OPERATOR_MODULE = "airflow.providers.amazon.aws.operators.batch"
-
-T = TypeVar("T")
-
-
-def task_spec(task: Any) -> TaskSpec | None:
-    """The allotment spec of an Airflow task, if it has one."""
-    found = getattr(task, ATTR, None)
-    return found if isinstance(found, TaskSpec) else None
-
-
-def is_batch_operator(task: Any) -> bool:
-    """True for the amazon provider's BatchOperator (and subclasses), without importing the provider."""
-    module = sys.modules.get(_BATCH_OPERATOR_MODULE)
-    return module is not None and isinstance(task, module.BatchOperator)
-
-
-def task_target(task: Any) -> tuple[str | None, str | None]:
-    """``(backend, target)`` of a task (see :class:`~allotment.airflow.tasks.TaskSpec`): what its
-    spec sizes, decided by its operator first (a pod or Batch operator sizes what it launches),
-    then by the executor it runs on."""
-    if isinstance(task, _KubernetesPodOperator):
-        return "kubernetes", POD
-    if is_batch_operator(task):
-        return "batch", JOB
-    if on_kubernetes_executor(task):
-        return "kubernetes", WORKER
-    if on_batch_executor(task):
-        return "batch", BATCH_WORKER
-    return None, None
-
-
-def step_spec(task: Any, step: Any = None) -> StepSpec | None:
-    """The spec on the task's callable, or on ``step`` (an operator's ``step=``); both is an error."""
-    function = getattr(task, "python_callable", None)
-    own = spec_of(function) if function is not None else None
-    given = spec_of(step) if step is not None else None
-    if step is not None and given is None:
-        raise AllotmentError(
-            f"step={step!r} on {type(task).__name__} carries no allotment spec",
-            step=str(task.task_id),
-            accepted="pass a function decorated with @resources, @kubernetes or @batch",
-        )
-    if own is not None and given is not None and own is not given:
-        raise AllotmentError(
-            f"has a spec on its callable and another from step= on {type(task).__name__}",
-            step=str(task.task_id),
-            accepted="give the spec in one place",
-        )
-    return given or own
-
-
-def setup(
-    task: Any,
-    *,
-    resources: Any = None,
-    retry_memory_factor: float | None = None,
-    default_args: Mapping[str, Any] | None = None,
-    fill_airflow_resources: bool = True,
-    step: Any = None,
-) -> TaskSpec:
-    """Make ``task`` allotment-aware: record its :class:`TaskSpec`, resolve it now (a bad spec raises
-    here, which is the DAG file's import error), fill Airflow's ``resources``, check what it
-    launches (a pod's merged arguments, a Batch job's overrides), and, for a worker on the
-    KubernetesExecutor or the AwsBatchExecutor, fill its ``executor_config``."""
-    step_id = str(task.task_id)
-    kind = type(task).__name__
-    spec = step_spec(task, step)
-    extra: list[tuple[Any, Source]] = []
-    given = resources_from_airflow(resources, step=step_id, source=f"resources= on {kind}")
-    if not given.is_empty():
-        extra.append((given, Source("resources=", f"on {kind}")))
-    if retry_memory_factor is not None:
-        factor = resources_from_airflow(
-            {"retry_memory_factor": retry_memory_factor}, step=step_id, source=f"retry_memory_factor= on {kind}"
-        )
-        extra.append((factor, Source("retry_memory_factor=", f"on {kind}")))
-    backend, target = task_target(task)
-    user_config = dict(getattr(task, "executor_config", None) or {})
-    spec_record = TaskSpec(step_id, spec, backend, target, defaults_from(default_args, step=step_id), tuple(extra), user_config)
-    settings = active_settings()
-    resolved = spec_record.resolve(settings)
-    object.__setattr__(task, ATTR, spec_record)
-    if fill_airflow_resources or getattr(task, "resources", None) is None:
-        task.resources = airflow_resources(resolved)
-    if target == POD:
-        _apply_kubernetes_options(task, spec_record)
-        _pod_arguments(task, resolved, settings)  # a clash with the operator's own arguments fails now
-    elif target == WORKER:
-        task.executor_config = pod_override_config(resolved, settings.profile, user_config)
-    elif target == JOB:
-        from allotment.airflow.batch import check_operator
-
-        check_operator(task, resolved)  # a clash with the operator's own overrides fails now
-    elif target == BATCH_WORKER:
-        task.executor_config = batch_executor_config(resolved, user_config)
-    return spec_record
-
-
-def _apply_kubernetes_options(task: Any, spec: TaskSpec) -> None:
-    """``@kubernetes(namespace=..., image=...)`` on the callable fills the operator's own, if unset."""
-    options = spec.spec.options("kubernetes") if spec.spec else {}
-    for option in ("namespace", "image"):
-        value = options.get(option)
-        if value is None:
-            continue
-        current = getattr(task, option, None)
-        if current in (None, ""):
-            setattr(task, option, value)
-        elif current != value:
-            raise AllotmentError(
-                f"{option}={current!r} on {type(task).__name__} conflicts with {option}={value!r} from @kubernetes",
-                step=spec.task_id,
-                accepted=f"give the {option} in one place",
-            )
-
-
-def _pod_arguments(task: Any, resolved: Resolved, settings: Settings) -> dict[str, Any]:
-    """The pod arguments for ``resolved``, merged with the operator's own."""
-    return merged_pod_arguments(
-        kubernetes_parts(resolved, settings.profile),
-        resolved,
-        user_source=f"the {type(task).__name__}'s own container_resources/volumes/volume_mounts/node_selector/tolerations",
-        resources=task.container_resources,
-        volumes=list(task.volumes or []),
-        volume_mounts=list(task.volume_mounts or []),
-        node_selector=dict(task.node_selector or {}),
-        tolerations=list(task.tolerations or []),
-    )
-
-
-def resolve_task(task: Any, context: Mapping[str, Any] | None = None, settings: Settings | None = None) -> Resolved:
-    """A task's spec, for one run and try when ``context`` is given (its ``dag_run.conf`` and
-    ``ti.try_number``), else as parsed."""
-    spec = task_spec(task)
-    if spec is None:
-        raise AllotmentError(f"task {task.task_id!r} carries no allotment spec")
-    settings = settings or active_settings()
-    if not context:
-        return spec.resolve(settings)
-    dag_run = context.get("dag_run")
-    ti = context.get("ti")
-    dag = context.get("dag") or getattr(task, "dag", None)
-    try:
-        return resolve_for_run(
-            spec,
-            settings,
-            conf=getattr(dag_run, "conf", None) if dag_run is not None else None,
-            try_number=getattr(ti, "try_number", 1) or 1,
-            task_ids=set(dag.task_ids) if dag is not None else None,
-        )
-    except AllotmentError as e:
-        raise e.with_context(step=spec.task_id) from e
-
-
-def resolve_at_execute(task: Any, context: Any, check: Callable[[Resolved], T], *, before: str) -> tuple[Resolved, T]:
-    """Resolve a task's spec for this run and try, and ``check`` it (compile and merge what the task
-    launches), then log what it asks for and why. A bad conf, a policy violation or a clash fails
-    the task for good (``AirflowFailException``, no retry), ``before`` anything is created."""
-    try:
-        resolved = resolve_task(task, context)
-        checked = check(resolved)
-    except AllotmentError as e:
-        task.log.error("allotment: the task fails before %s: %s", before, e)
-        raise AirflowFailException(f"allotment: {e}") from e
-    for line in describe(resolved):
-        task.log.info("%s", line)
-    return resolved, checked
+__all__ = ["KubernetesDecoratedOperator", "KubernetesPodOperator", "ResourcesMixin", "apply"]
 
 
 class ResourcesMixin(BaseOperator):
@@ -273,14 +75,14 @@ class ResourcesMixin(BaseOperator):
         super().__init__(**kwargs)
         setup(self, resources=resources, retry_memory_factor=retry_memory_factor, default_args=default_args, step=step)
 
-    def allotment_resolve(self, context: Mapping[str, Any] | None = None) -> Resolved:
+    def allotment_resolve(self, context: Any = None) -> Resolved:
         """This task's spec (for the run and try of ``context``, when given)."""
         return resolve_task(self, context)
 
     def execute(self, context: Any) -> Any:
         spec = task_spec(self)
         if spec is not None and spec.target == POD:
-            resolve_at_execute(self, context, lambda resolved: _pod_arguments(self, resolved, active_settings()), before="any pod request")
+            resolve_at_execute(self, context, lambda resolved: pod_arguments(self, resolved, active_settings()), before="any pod request")
         return super().execute(context)
 
     def build_pod_request_obj(self, context: Any = None, *, dry_run: bool = False) -> Any:
@@ -288,7 +90,7 @@ class ResourcesMixin(BaseOperator):
         spec = task_spec(self)
         if spec is None or spec.target != POD:
             return super().build_pod_request_obj(context, dry_run=dry_run)  # type: ignore[misc]
-        arguments = _pod_arguments(self, resolve_task(self, context), active_settings())
+        arguments = pod_arguments(self, resolve_task(self, context), active_settings())
         saved = {name: getattr(self, name) for name in arguments}
         try:
             for name, value in arguments.items():

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.policies import hookimpl
-from allotment.decorators import spec_of
+from allotment.facade import spec_of
 
 __all__ = ["task_policy"]
 
@@ -34,6 +34,6 @@ def task_policy(task: Any) -> None:
         function = (getattr(task, "partial_kwargs", None) or {}).get("python_callable")
     if function is None or spec_of(function) is None:
         return
-    from allotment.airflow.operators import apply
+    from .operators import apply
 
     apply(task)

@@ -16,7 +16,7 @@ When the DAG file is parsed, :func:`portable_task` builds allotment's
 :class:`~allotment.airflow.operators.KubernetesPodOperator` or
 :class:`~allotment.airflow.batch.BatchOperator`, whichever backend the deployment names:
 
-1. a backend decorator on ``step=`` (``@kubernetes`` / ``@batch``) pins the task (DESIGN §2);
+1. a backend decorator on ``step=`` (``@kubernetes`` / ``@batch``) pins the task (docs/design.md §2);
 2. else the deployment's backend: ``ALLOTMENT_BACKEND`` / ``[allotment] backend``, or the one
    backend that the deployment's ``with`` names (``ALLOTMENT_WITH=batch:memory=64Gi`` or
    ``[allotment] with``), the same :class:`~allotment.settings.Settings` every task resolves
@@ -39,9 +39,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from allotment.airflow.config import active_settings
-from allotment.decorators import spec_of
-from allotment.errors import AllotmentError
+from allotment.facade import AllotmentError, spec_of
+
+from .config import active_settings
 
 __all__ = ["BACKEND_OPERATORS", "portable_backend", "portable_task"]
 
@@ -98,9 +98,9 @@ def portable_task(
             accepted="give each argument once",
         )
     if backend == "batch":
-        from allotment.airflow.batch import BatchOperator
+        from .batch import BatchOperator
 
         return BatchOperator(task_id=task_id, **common, **own)
-    from allotment.airflow.operators import KubernetesPodOperator
+    from .operators import KubernetesPodOperator
 
     return KubernetesPodOperator(task_id=task_id, **common, **own)

@@ -20,8 +20,9 @@ def _option(description: str, example: str) -> dict[str, Any]:
 
 def get_provider_info() -> dict[str, Any]:
     """The provider description Airflow's ProvidersManager reads."""
-    from allotment import __version__
+    from importlib.metadata import version
 
+    __version__ = version("allotment")
     return {
         "package-name": "allotment",
         "name": "allotment",

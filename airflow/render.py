@@ -44,14 +44,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from allotment.airflow.config import with_airflow_config
-from allotment.airflow.executors import pod_override_config, worker_pod
-from allotment.airflow.kube import normalise_pod_name, to_dict
-from allotment.airflow.operators import resolve_task, task_spec
-from allotment.airflow.tasks import BATCH_WORKER, JOB, POD, WORKER
-from allotment.discover import iter_steps
-from allotment.settings import Settings, using_settings
-from allotment.withspec import check_steps
+from allotment.facade import Settings, check_steps, iter_steps, using_settings
+
+from .batch_jobs import render_batch_task
+from .config import with_airflow_config
+from .executors import executor_class, pod_override_config, worker_pod
+from .kube import normalise_pod_name, to_dict
+from .resolution import resolve_task
+from .tasks import BATCH_WORKER, JOB, POD, WORKER, task_spec
 
 __all__ = ["render", "render_task"]
 
@@ -124,8 +124,6 @@ def _render(paths: Sequence[Path], settings: Settings) -> list[dict[str, Any]]:
             continue
         head = {"dag_id": task.dag_id, "task_id": task.task_id, "file": step.file.as_posix()}
         if spec.target in (JOB, BATCH_WORKER):
-            from allotment.airflow.batch import render_batch_task
-
             batch_document = render_batch_task(task, settings)
             if batch_document is not None:
                 documents.append({**head, **batch_document})
@@ -144,6 +142,4 @@ def _render(paths: Sequence[Path], settings: Settings) -> list[dict[str, Any]]:
 
 
 def _executor(task: Any) -> str:
-    from allotment.airflow.executors import executor_class
-
     return executor_class(getattr(task, "executor", None))

@@ -2,7 +2,7 @@
 
 A task carries allotment resources when its callable has a spec (``@resources``,
 ``@kubernetes``, ``@batch``), when it is an allotment operator (``resources=``, ``step=``), or
-both. Its inputs to resolution (DESIGN §2):
+both. Its inputs to resolution (docs/design.md §2):
 
 ==================================  ==========================================  ==============
 input                               from                                        role
@@ -28,17 +28,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from allotment.decorators import StepSpec
-from allotment.errors import AllotmentError
-from allotment.fields import FIELDS
-from allotment.model import Resources
-from allotment.resolve import Resolved
-from allotment.settings import Settings
-from allotment.sources import Source
-from allotment.withspec import WithSpec
+from allotment.facade import FIELDS, TARGETS, AllotmentError, Resolved, Resources, Settings, Source, StepSpec, WithSpec
 
 __all__ = [
     "AIRFLOW_FORM",
+    "ATTR",
     "BACKEND_NAMES",
     "BATCH_WORKER",
     "DEFAULTS_KEY",
@@ -49,12 +43,16 @@ __all__ = [
     "airflow_resources",
     "defaults_from",
     "resources_from_airflow",
+    "task_spec",
 ]
+
+ATTR: Final = "_allotment"
+"""The operator attribute holding its :class:`TaskSpec`."""
 
 DEFAULTS_KEY: Final = "allotment"
 """``default_args[DEFAULTS_KEY]``: DAG-level allotment defaults (never ``default_args["resources"]``)."""
 
-AIRFLOW_FORM: Final[dict[str, str]] = {"cpus": "cpu", "ram": "memory", "disk": "disk", "gpus": "gpu"}
+AIRFLOW_FORM: Final[dict[str, str]] = {str(t.airflow): name for name, t in TARGETS.items() if t.airflow}
 """Airflow's BaseOperator ``resources`` keys -> allotment fields (``ram``/``disk`` read as MiB)."""
 
 POD: Final = "pod"
@@ -168,11 +166,18 @@ def airflow_resources(resolved: Resolved) -> dict[str, int | float]:
     """Airflow's own BaseOperator ``resources`` (``cpus`` in cores, ``ram``/``disk`` in MiB, ``gpus``)
     for a resolved spec, so serialization and the UI show what the task asks for."""
     out: dict[str, int | float] = {}
-    cpu = resolved.value("cpu")
-    if cpu is not None:
-        out["cpus"] = cpu // 1000 if cpu % 1000 == 0 else cpu / 1000
-    for field, key in (("memory", "ram"), ("disk", "disk"), ("gpu", "gpus")):
+    for key, field in AIRFLOW_FORM.items():
         value = resolved.value(field)
-        if value is not None:
+        if value is None:
+            continue
+        if field == "cpu":
+            out[key] = value // 1000 if value % 1000 == 0 else value / 1000
+        else:
             out[key] = int(value)
     return out
+
+
+def task_spec(task: Any) -> TaskSpec | None:
+    """The allotment spec of an Airflow task, if it has one."""
+    found = getattr(task, ATTR, None)
+    return found if isinstance(found, TaskSpec) else None

@@ -11,12 +11,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from allotment.discover import Step
-from allotment.sources import Source
+from allotment.facade import Source, Step
 
 from .hooks import plan_sources
+from .options import template_spec
 from .render import find_workflows
-from .templates import template_spec
 
 __all__ = ["find_steps"]
 

@@ -21,22 +21,20 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from allotment.errors import AllotmentError
-from allotment.model import Resources
-from allotment.settings import Settings, current_settings, using_settings
-from allotment.sources import Source
+from allotment.facade import AllotmentError, PodParts, Resources, Settings, Source, agree_option, current_settings, using_settings
 from hera.shared import global_config
 from hera.workflows import ClusterWorkflowTemplate, Container, CronWorkflow, Script, Workflow, WorkflowTemplate
 from hera.workflows import models as m
 
+from .options import template_options, template_spec, workflow_defaults, workflow_options
 from .plan import TemplatePlan, plan_template
-from .templates import template_options, template_spec, workflow_defaults, workflow_options
 
 __all__ = ["APPLIED", "WORKFLOW_CLASSES", "apply", "install", "plans", "using_settings"]
 
 WORKFLOW_CLASSES = (Workflow, WorkflowTemplate, CronWorkflow, ClusterWorkflowTemplate)
 APPLIED = "__allotment_applied__"
 """Marks a workflow copy that already has allotment's fields."""
+
 
 def _dump(model: Any) -> dict[str, Any]:
     dumped: dict[str, Any] = model.model_dump(by_alias=True, exclude_none=True, mode="json")
@@ -49,7 +47,7 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _user_parts(template: Any) -> dict[str, Any]:
+def _user_parts(template: Any) -> PodParts:
     resources = template._build_resources()
     parts: dict[str, Any] = {}
     if resources is not None:
@@ -59,7 +57,7 @@ def _user_parts(template: Any) -> dict[str, Any]:
     parts["volumeMounts"] = [_dump(v) for v in template._build_volume_mounts() or []]
     parts["nodeSelector"] = dict(template.node_selector or {})
     parts["tolerations"] = [_dump(t) if not isinstance(t, dict) else dict(t) for t in template.tolerations or []]
-    return parts
+    return PodParts.from_dict(parts)
 
 
 def _label(template: Any) -> str:
@@ -67,8 +65,8 @@ def _label(template: Any) -> str:
 
 
 def _overridable(template: Any, workflow: Any, settings: Settings) -> bool:
-    if settings.policy is not None and not settings.policy.allow_with:
-        return False  # the policy allows no runtime input, and a submit parameter is one
+    if settings.policy is not None and not settings.policy.allows_submit_parameters():
+        return False
     own: bool | None = template_options(template).overridable
     if own is not None:
         return own
@@ -108,13 +106,12 @@ def plans(workflow: Workflow, settings: Settings | None = None) -> list[tuple[in
             )
         _check_options(template, workflow, resolved.options, resolved.step)
         plan = plan_template(
-            template.name,
+            str(template.name),
             resolved,
-            settings.profile,
+            settings,
             _user_parts(template),
             user_source=f"{_label(template)}'s own fields",
             overridable=_overridable(template, workflow, settings),
-            policy=settings.policy,
             user_pod_spec_patch=template.pod_spec_patch,
             user_retry=_retry(template),
         )
@@ -128,20 +125,19 @@ def _retry(template: Any) -> dict[str, Any] | None:
 
 
 def _check_options(template: Any, workflow: Any, options: Any, step: str) -> None:
-    image = options.get("image")
-    if image is not None and template.image not in (image, global_config.image):
-        raise AllotmentError(
-            f"@kubernetes(image={image!r}) conflicts with the image {template.image!r} of {_label(template)}",
-            step=step,
-            accepted="give the image in one place",
-        )
-    namespace = options.get("namespace")
-    if namespace is not None and workflow.namespace not in (None, namespace):
-        raise AllotmentError(
-            f"@kubernetes(namespace={namespace!r}) conflicts with the workflow's namespace {workflow.namespace!r}",
-            step=step,
-            accepted="an Argo step runs in its workflow's namespace; give it there",
-        )
+    # Hera's global default image counts as not given: the template took it, the user did not write it.
+    own_image = None if template.image == global_config.image else template.image
+    agree_option(step, "image", own_image, f"of {_label(template)}", "image", options.get("image"), "kubernetes")
+    agree_option(
+        step,
+        "namespace",
+        workflow.namespace,
+        "of the workflow",
+        "namespace",
+        options.get("namespace"),
+        "kubernetes",
+        accepted="an Argo step runs in its workflow's namespace; give it there",
+    )
 
 
 def _apply_plan(template: Any, plan: TemplatePlan) -> Any:
@@ -149,21 +145,23 @@ def _apply_plan(template: Any, plan: TemplatePlan) -> Any:
     image = plan.resolved.options.get("image")
     if image is not None:
         new.image = image
-    resources = plan.parts.get("resources") or {}
+    merged, added = plan.fit.merged, plan.fit.added
+    requests = dict(merged.resources.requests) if merged.resources is not None else {}
+    limits = dict(merged.resources.limits) if merged.resources is not None else {}
     claims = getattr(template._build_resources(), "claims", None)
     new.resources = m.ResourceRequirements(
-        requests={k: m.Quantity(v) for k, v in resources.get("requests", {}).items()} or None,
-        limits={k: m.Quantity(v) for k, v in resources.get("limits", {}).items()} or None,
+        requests={k: m.Quantity(v) for k, v in requests.items()} or None,
+        limits={k: m.Quantity(v) for k, v in limits.items()} or None,
         claims=claims,
     )
-    if plan.added["volumes"]:
-        new.volumes = _as_list(template.volumes) + [m.Volume.model_validate(v) for v in plan.added["volumes"]]
-    if plan.added["volumeMounts"]:
-        new.volume_mounts = list(template.volume_mounts or []) + [m.VolumeMount.model_validate(v) for v in plan.added["volumeMounts"]]
-    if plan.parts.get("nodeSelector"):
-        new.node_selector = dict(plan.parts["nodeSelector"])
-    if plan.added["tolerations"]:
-        new.tolerations = list(template.tolerations or []) + [m.Toleration.model_validate(t) for t in plan.added["tolerations"]]
+    if added.volumes:
+        new.volumes = _as_list(template.volumes) + [m.Volume.model_validate(dict(v)) for v in added.volumes]
+    if added.volume_mounts:
+        new.volume_mounts = list(template.volume_mounts or []) + [m.VolumeMount.model_validate(dict(v)) for v in added.volume_mounts]
+    if merged.node_selector:
+        new.node_selector = dict(merged.node_selector)
+    if added.tolerations:
+        new.tolerations = list(template.tolerations or []) + [m.Toleration.model_validate(dict(t)) for t in added.tolerations]
     if plan.pod_spec_patch is not None:
         new.pod_spec_patch = plan.pod_spec_patch
     if plan.retry_strategy is not None:

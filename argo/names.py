@@ -1,6 +1,8 @@
-"""Names the Argo face gives to what it generates (DESIGN §7): fixed, so output is deterministic."""
+"""Names the Argo face gives to what it generates: fixed, so output is deterministic."""
 
 from __future__ import annotations
+
+from allotment.facade import TARGETS
 
 __all__ = ["parameter_name"]
 
@@ -8,4 +10,4 @@ __all__ = ["parameter_name"]
 def parameter_name(template: str, field: str) -> str:
     """The workflow parameter that overrides ``field`` of ``template`` at submit time:
     ``parameter_name("train", "memory") == "train-memory"`` (``shared_memory`` -> ``shared-memory``)."""
-    return f"{template}-{field.replace('_', '-')}"
+    return f"{template}-{TARGETS[field].parameter}"

@@ -1,10 +1,10 @@
 """What one resourced Argo template gets, as plain data (no Hera here).
 
-The values come from the core: :func:`allotment.k8s.kubernetes_parts` compiles the resolved
-spec, :func:`allotment.k8s_user.yield_defaults` drops what only a default decided where the
-template names that resource itself, and :func:`allotment.k8s.merge_parts` merges the rest
-with what the template already had (a real conflict is an error). This module only decides
-where each compiled value goes in an Argo template:
+The values come from the core: :func:`allotment.facade.fit_pod` compiles the resolved spec and
+fits it into what the template already has (a value only a default decided yields to the
+template's own; a real conflict is an error), and :meth:`allotment.facade.Resolved.retry_growth`
+says how memory grows on retries. This module only decides where each compiled value goes in
+an Argo template:
 
 - the container's ``resources``, ``volumes``, ``volumeMounts``, ``nodeSelector`` and
   ``tolerations`` hold the **compiled values** (literal quantities: Argo's controller decodes
@@ -13,17 +13,15 @@ where each compiled value goes in an Argo template:
 - when the template is overridable, each compiled field also becomes a workflow parameter
   (``<template>-cpu``, ``-memory``, ``-gpu``, ``-disk``, ``-shared-memory``) whose default is
   the compiled value, and the template's ``podSpecPatch`` sets the main container's
-  resources (and the ``dshm`` volume's ``sizeLimit``) from ``{{workflow.parameters.<name>}}``
+  resources (and the shared-memory volume's ``sizeLimit``) from ``{{workflow.parameters.<name>}}``
   — Argo's documented way to parameterise resources — so ``argo submit -p
   train-memory=64Gi`` takes effect. Memory, disk and shared memory go through
   :func:`allotment.argo.retry.mib_parameter`, so that a plain number is MiB (``-p
   train-memory=65536`` is 64 GiB), as everywhere in allotment, not bytes;
 - with ``retry_memory_factor`` the patch's memory grows with ``{{retries}}``
   (:mod:`allotment.argo.retry`) and the template gets a ``retryStrategy`` unless it has one.
-  Growth is held to the policy's memory cap for runtime input
-  (``Policy.memory_cap(runtime=True)``, the stricter of ``caps`` and ``runtime.caps``) when
-  the memory can come from a submit parameter (the template is overridable) or came from a
-  runtime ``with``/``set``; otherwise to ``caps.memory`` (``memory_cap(runtime=False)``).
+  The growth and its cap are the core's rule; a memory that a submit parameter can set is
+  runtime input (``runtime_input=overridable``), so the stricter cap for runtime input holds it.
 """
 
 from __future__ import annotations
@@ -33,13 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from allotment.errors import AllotmentError
-from allotment.k8s import DSHM, gpu_key, kubernetes_parts, merge_parts
-from allotment.k8s_user import yield_defaults
-from allotment.model import describe_value
-from allotment.policy import Policy
-from allotment.profiles import Profile
-from allotment.resolve import Resolved
+from allotment.facade import SHM_VOLUME, AllotmentError, PodFit, PodParts, Resolved, Settings, describe_value, fit_pod
 
 from .names import parameter_name
 from .retry import DEFAULT_RETRY, memory_expression, mib_parameter
@@ -60,68 +52,43 @@ MIB_FIELDS: Final = ("memory", "disk", "shared_memory")
 class TemplatePlan:
     """One template's share of the output.
 
-    ``parts``: the merged container/pod parts (literal values). ``added``: the volumes,
-    volume mounts and tolerations allotment adds to the template's own. ``parameters``: the
-    workflow parameters (``name``, ``value``, ``description``). ``pod_spec_patch``: the
-    template's new ``podSpecPatch`` (None: leave it). ``retry_strategy``: a ``retryStrategy``
-    to set (None: leave it).
+    ``fit``: the spec fitted into the template's own fields (``fit.merged`` holds the literal
+    values, ``fit.added`` what allotment adds to the template's own volumes, volume mounts and
+    tolerations). ``parameters``: the workflow parameters (``name``, ``value``,
+    ``description``). ``pod_spec_patch``: the template's new ``podSpecPatch`` (None: leave it).
+    ``retry_strategy``: a ``retryStrategy`` to set (None: leave it).
     """
 
     template: str
     resolved: Resolved
-    parts: Mapping[str, Any]
-    added: Mapping[str, list[dict[str, Any]]]
+    fit: PodFit
     parameters: tuple[dict[str, str], ...] = ()
     pod_spec_patch: str | None = None
     retry_strategy: Mapping[str, Any] | None = None
     notes: tuple[str, ...] = field(default=())
 
 
-def _key_field(key: str, gpu: str | None) -> str | None:
-    return {"cpu": "cpu", "memory": "memory", "ephemeral-storage": "disk"}.get(key) or ("gpu" if key == gpu else None)
-
-
 def plan_template(
     template: str,
     resolved: Resolved,
-    profile: Profile,
-    user: Mapping[str, Any],
+    settings: Settings,
+    user: PodParts,
     *,
     user_source: str,
     overridable: bool = True,
-    policy: Policy | None = None,
     user_pod_spec_patch: str | None = None,
     user_retry: Mapping[str, Any] | None = None,
 ) -> TemplatePlan:
-    """Plan one template. ``user``: the template's own parts (``resources``, ``volumes``,
-    ``volumeMounts``, ``nodeSelector``, ``tolerations``) as plain dicts; ``user_retry``: its own
+    """Plan one template. ``user``: the template's own parts; ``user_retry``: its own
     ``retryStrategy`` (None: it has none)."""
     step = resolved.step
-    # A value only a default decided yields to the template's own (the core's rule for every face).
-    ours = yield_defaults(kubernetes_parts(resolved, profile), resolved, user)
-    merged = merge_parts(ours, user, step=step, user_source=user_source)
-    added = {
-        "volumes": [v for v in merged.get("volumes", []) if v.get("name") not in {u.get("name") for u in user.get("volumes") or []}],
-        "volumeMounts": [m for m in merged.get("volumeMounts", []) if m not in [dict(u) for u in user.get("volumeMounts") or []]],
-        "tolerations": [t for t in merged.get("tolerations", []) if t not in [dict(u) for u in user.get("tolerations") or []]],
-    }
-
-    key = gpu_key(resolved.value("gpu_vendor"), resolved.value("gpu_type")) if resolved.value("gpu") else None
-    values: dict[str, str] = {}
-    for section in ("requests", "limits"):
-        for name, value in ours["resources"][section].items():
-            owner = _key_field(name, key)
-            if owner is not None:
-                values.setdefault(owner, value)
-    if ours.get("volumes"):
-        values["shared_memory"] = ours["volumes"][0]["emptyDir"]["sizeLimit"]
+    fitted = fit_pod(resolved, settings.profile, user, user_source=user_source, owner="the template's own resources")
+    values = {name: value for name in PARAMETER_FIELDS if (value := fitted.value(name)) is not None}
 
     parameters: list[dict[str, str]] = []
     refs: dict[str, str] = {}
     if overridable:
-        for name in PARAMETER_FIELDS:
-            if name not in values:
-                continue
+        for name, value in values.items():
             pname = parameter_name(template, name)
             won = resolved.winners[name]
             refs[name] = mib_parameter(pname) if name in MIB_FIELDS else f"{{{{workflow.parameters.{pname}}}}}"
@@ -129,51 +96,40 @@ def plan_template(
             parameters.append(
                 {
                     "name": pname,
-                    "value": values[name],
+                    "value": value,
                     "description": f"allotment: {name} of template {template} "
                     f"(compiled {describe_value(name, won.value)} from {won.source}){unit}",
                 }
             )
 
-    factor = resolved.value("retry_memory_factor")
-    grows = bool(factor) and factor != 1
+    growth = resolved.retry_growth(settings.policy, runtime_input=overridable)
     memory_value: str | None = None
     notes: list[str] = []
-    if grows and "memory" not in ours["resources"].get("limits", {}):
-        raise AllotmentError(
-            "has retry_memory_factor, but its memory comes from the template's own resources",
-            step=step,
-            field="retry_memory_factor",
-            value=factor,
-            source=str(resolved.winners["retry_memory_factor"].source),
-            accepted="give memory in the spec (e.g. @resources(memory=...)) so that allotment can grow it",
-        )
-    if grows:
-        # A memory that a submit parameter can set is runtime input, and so is one from a `with`/`set`.
-        runtime = overridable or resolved.winners["memory"].source.is_runtime
-        cap = policy.memory_cap(runtime=runtime) if policy is not None else None
-        base: int | str = parameter_name(template, "memory") if overridable else int(resolved.value("memory"))
-        memory_value = memory_expression(base, float(factor), cap)
-        notes.append(f"memory x{factor} per retry" + (f", up to the policy cap {describe_value('memory', cap)}" if cap else ""))
+    if growth is not None:
+        base: int | str = parameter_name(template, "memory") if overridable else growth.memory
+        memory_value = memory_expression(base, growth.factor, growth.cap)
+        cap = f", up to the policy cap {describe_value('memory', growth.cap)}" if growth.cap else ""
+        notes.append(f"memory x{resolved.value('retry_memory_factor')} per retry{cap}")
     elif "memory" in refs:
         memory_value = refs["memory"]
 
     patch: dict[str, Any] = {}
     container: dict[str, Any] = {}
+    ours = fitted.ours.resources
     for section in ("limits", "requests"):
         entries: dict[str, str] = {}
-        for name in ours["resources"][section]:
-            owner = _key_field(name, key)
+        for key in getattr(ours, section) if ours is not None else ():
+            owner = fitted.field_of(key)
             if owner == "memory" and memory_value is not None:
-                entries[name] = memory_value
+                entries[key] = memory_value
             elif owner is not None and owner in refs:
-                entries[name] = refs[owner]
+                entries[key] = refs[owner]
         if entries:
             container.setdefault("resources", {})[section] = entries
     if container:
         patch["containers"] = [{"name": MAIN, **container}]
     if "shared_memory" in refs:
-        patch["volumes"] = [{"name": DSHM, "emptyDir": {"medium": "Memory", "sizeLimit": refs["shared_memory"]}}]
+        patch["volumes"] = [{"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": refs["shared_memory"]}}]
 
     pod_spec_patch: str | None = None
     if patch:
@@ -181,8 +137,8 @@ def plan_template(
         if user_pod_spec_patch:
             combined = merge_pod_spec_patch(_parse_patch(user_pod_spec_patch, step), patch, step=step)
         pod_spec_patch = json.dumps(combined, separators=(",", ":"))
-    retry = None if (not grows or user_retry is not None) else dict(DEFAULT_RETRY)
-    return TemplatePlan(template, resolved, merged, added, tuple(parameters), pod_spec_patch, retry, tuple(notes))
+    retry = None if (growth is None or user_retry is not None) else dict(DEFAULT_RETRY)
+    return TemplatePlan(template, resolved, fitted, tuple(parameters), pod_spec_patch, retry, tuple(notes))
 
 
 def _parse_patch(text: str, step: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ per manifest; the CLI prints them as multi-document YAML. ``--namespace`` fills
 
 Keys are ordered for reading: ``name`` first, then alphabetically (so a workflow's
 ``arguments`` come before its ``templates``); lists keep their order. Nothing random
-goes in (no uuids; the shared-memory volume is ``dshm``), so the same file renders the same
+goes in (no uuids; the shared-memory volume has a fixed name), so the same file renders the same
 bytes.
 """
 
@@ -21,13 +21,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from allotment.discover import load_module, python_files
-from allotment.settings import Settings
-from allotment.withspec import check_steps
+from allotment.facade import Settings, check_steps, load_module, python_files
 from hera.workflows import Workflow
 
 from .hooks import apply, using_settings
-from .templates import template_spec
+from .options import template_spec
 
 __all__ = ["find_workflows", "order", "render", "render_workflow"]
 

@@ -1,5 +1,5 @@
 """Argo expressions for resource quantities: submit-time parameters in MiB, and memory that grows
-with Argo's ``{{retries}}`` (``retry_memory_factor``, DESIGN §7).
+with Argo's ``{{retries}}`` (``retry_memory_factor``, docs/design.md §7).
 
 **Units of submit parameters.** Everywhere in allotment a memory, disk or shared-memory amount
 without a unit is MiB (``memory=65536`` is 64 GiB), but Kubernetes reads a plain number as

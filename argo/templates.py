@@ -20,7 +20,7 @@ face looks (:func:`template_spec`). For everything else:
     (call it on the Workflow). The template's switch wins over the workflow's.
 
 ``defaults(workflow, cpu=2, memory="8Gi", ...)``
-    workflow-level defaults: they fill only the fields no source set (DESIGN §2.3), before
+    workflow-level defaults: they fill only the fields no source set (docs/design.md §2), before
     allotment's seed defaults, for every resourced template of that workflow.
 
 Each call that uses Hera also registers the pre-build hooks (:func:`allotment.argo.install`).
@@ -29,41 +29,19 @@ Each call that uses Hera also registers the pre-build hooks (:func:`allotment.ar
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
-from typing import Any, Final, TypeVar
+from dataclasses import replace
+from typing import Any, TypeVar
 
-from allotment.decorators import StepSpec, innermost, spec_of
-from allotment.decorators import kubernetes as kubernetes_decorator
-from allotment.decorators import resources as resources_decorator
-from allotment.errors import AllotmentError
-from allotment.model import Resources
+from allotment.facade import AllotmentError, Resources, innermost
+from allotment.facade import kubernetes as kubernetes_decorator
+from allotment.facade import resources as resources_decorator
 
-__all__ = [
-    "ARGO_ATTR",
-    "ArgoOptions",
-    "attach",
-    "container",
-    "defaults",
-    "overridable",
-    "template_options",
-    "template_spec",
-    "workflow_defaults",
-    "workflow_options",
-]
+from .hooks import install
+from .options import ARGO_ATTR, options_of
 
-ARGO_ATTR: Final = "__allotment_argo__"
-"""Where the face keeps its own switches (an :class:`ArgoOptions`) on a function, template or workflow."""
+__all__ = ["attach", "container", "defaults", "overridable"]
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ArgoOptions:
-    """The face's switches on a function, template or workflow (None: not said here).
-    Immutable and plain, so Hera's deep copies of templates copy it safely."""
-
-    overridable: bool | None = None
-    defaults: Resources | None = None
 
 
 def _is_template(obj: Any) -> bool:
@@ -94,8 +72,6 @@ def attach(template: T, /, *, kubernetes: Mapping[str, Any] | None = None, **fie
     ``@kubernetes``' keywords (``qos``, ``node_selector``, ``tolerations`` and the fields).
     Attaching twice to the same template is an error, as a repeated decorator is.
     """
-    from .hooks import install
-
     install()
     if not _is_template(template):
         raise AllotmentError(
@@ -140,8 +116,6 @@ def overridable(flag: bool = True) -> Callable[[T], T]:
         raise AllotmentError("overridable() takes True or False", field="overridable", value=flag, accepted="use True or False")
 
     def apply(target: T) -> T:
-        from .hooks import install
-
         install()
         holder = target if (_is_template(target) or _is_workflow(target)) else innermost(target)
         if not (callable(holder) or _is_template(holder) or _is_workflow(holder)):
@@ -149,7 +123,7 @@ def overridable(flag: bool = True) -> Callable[[T], T]:
                 f"overridable() was applied to a {type(target).__name__}",
                 accepted="apply it to a @script function, a Container/Script template or a Workflow",
             )
-        object.__setattr__(holder, ARGO_ATTR, replace(_options(holder), overridable=flag))
+        object.__setattr__(holder, ARGO_ATTR, replace(options_of(holder), overridable=flag))
         return target
 
     return apply
@@ -160,8 +134,6 @@ def defaults(workflow: T, /, **fields: Any) -> T:
 
     Takes ``@resources``' fields. Calling it again replaces the earlier defaults.
     """
-    from .hooks import install
-
     install()
     if not _is_workflow(workflow):
         raise AllotmentError(
@@ -170,43 +142,5 @@ def defaults(workflow: T, /, **fields: Any) -> T:
         )
     name = str(getattr(workflow, "name", None) or getattr(workflow, "generate_name", None) or "workflow")
     parsed = Resources.from_input(fields, source=f"allotment.argo.defaults({name})")
-    object.__setattr__(workflow, ARGO_ATTR, replace(_options(workflow), defaults=parsed))
+    object.__setattr__(workflow, ARGO_ATTR, replace(options_of(workflow), defaults=parsed))
     return workflow
-
-
-def _options(obj: Any) -> ArgoOptions:
-    found = getattr(obj, ARGO_ATTR, None)
-    return found if isinstance(found, ArgoOptions) else ArgoOptions()
-
-
-def template_spec(template: Any) -> StepSpec | None:
-    """The spec a Hera template carries: the one on its source function (Script), the one
-    :func:`attach` gave it, or both combined (a repeated decorator is an error)."""
-    attached = spec_of(template) if getattr(template, "__wrapped__", None) is not None else None
-    source = getattr(template, "source", None)
-    from_source = spec_of(source) if callable(source) else None
-    if attached is None or from_source is None:
-        return attached or from_source
-    combined = from_source
-    for layer in attached.layers:
-        combined = combined.add(layer)
-    return combined
-
-
-def template_options(template: Any) -> ArgoOptions:
-    """The face's switches on a template, or else on its source function."""
-    own = _options(template)
-    if own != ArgoOptions():
-        return own
-    source = getattr(template, "source", None)
-    return _options(innermost(source)) if callable(source) else ArgoOptions()
-
-
-def workflow_options(workflow: Any) -> ArgoOptions:
-    """The face's switches on a workflow (``overridable``, ``defaults``)."""
-    return _options(workflow)
-
-
-def workflow_defaults(workflow: Any) -> Resources | None:
-    """The workflow-level defaults :func:`defaults` set, if any."""
-    return _options(workflow).defaults

@@ -11,6 +11,8 @@ Hera, boto3, PyYAML) ever loads with it.
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from .decorators import batch, kubernetes, resources, spec_of
@@ -34,6 +36,25 @@ def __getattr__(name: str) -> Any:
     globals()[name] = value
     return value
 
+
+_DECORATORS = frozenset({"batch", "kubernetes"})
+
+
+class _Package(types.ModuleType):
+    """``allotment`` itself. The import system binds a loaded submodule on its parent package
+    (``setattr(allotment, "kubernetes", <module allotment.kubernetes>)``); that would replace
+    the ``@kubernetes`` and ``@batch`` decorators with the backend packages of the same names.
+    So those two attributes keep the decorators: import the packages' contents with
+    ``from allotment.kubernetes import fit`` (which reads ``sys.modules``), never as
+    ``import allotment.kubernetes as k`` (which reads the attribute)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _DECORATORS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 __all__ = ["AllotmentError", "Resolved", "Resources", "batch", "kubernetes", "resources", "spec_of"]
 __version__ = "0.1.0"

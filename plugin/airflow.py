@@ -9,9 +9,18 @@ name from them only when it is first used, so ``import allotment`` never imports
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from .faces import face_package
+from allotment.faces import face_package
+
+if TYPE_CHECKING:  # what type checkers see; at run time each name loads on first use
+    from allotment.airflow.batch import BatchOperator
+    from allotment.airflow.config import using_settings
+    from allotment.airflow.operators import KubernetesDecoratedOperator, KubernetesPodOperator, ResourcesMixin
+    from allotment.airflow.policy import task_policy
+    from allotment.airflow.portable import portable_task
+    from allotment.airflow.provider import get_provider_info
+    from allotment.airflow.tasks import resources_from_airflow
 
 EXPORTS: Final[dict[str, str]] = {
     "ResourcesMixin": "operators",
@@ -27,4 +36,14 @@ EXPORTS: Final[dict[str, str]] = {
 """Public name -> the submodule of ``allotment.airflow`` that defines it."""
 
 __path__, __getattr__, __dir__ = face_package(__name__, __file__, "airflow", EXPORTS, globals())
-__all__ = ["EXPORTS"]
+__all__ = [
+    "BatchOperator",
+    "KubernetesDecoratedOperator",
+    "KubernetesPodOperator",
+    "ResourcesMixin",
+    "get_provider_info",
+    "portable_task",
+    "resources_from_airflow",
+    "task_policy",
+    "using_settings",
+]

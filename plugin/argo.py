@@ -11,15 +11,19 @@ turn allotment specs into template fields; ``apply(workflow, settings=None)`` re
 of a workflow with them; ``using_settings(settings)`` makes hooks resolve with given
 settings; ``attach(template, **fields)`` and ``container(..., allotment={...})`` put a spec
 on a Hera Container; ``overridable(False)`` turns submit-time parameters off for a template
-or workflow; ``defaults(workflow, **fields)`` sets workflow-level defaults;
-``limit_range(policy, namespace)`` is a policy's caps as a LimitRange manifest.
+or workflow; ``defaults(workflow, **fields)`` sets workflow-level defaults. A policy's
+LimitRange is the core's: ``allotment.kubernetes.limit_range``.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from .faces import face_package
+from allotment.faces import face_package
+
+if TYPE_CHECKING:  # what type checkers see; at run time each name loads on first use
+    from allotment.argo.hooks import apply, install, using_settings
+    from allotment.argo.templates import attach, container, defaults, overridable
 
 EXPORTS: Final[dict[str, str]] = {
     "apply": "hooks",
@@ -29,9 +33,8 @@ EXPORTS: Final[dict[str, str]] = {
     "container": "templates",
     "defaults": "templates",
     "overridable": "templates",
-    "limit_range": "limitrange",
 }
 """Public name -> the submodule of ``allotment.argo`` that defines it."""
 
 __path__, __getattr__, __dir__ = face_package(__name__, __file__, "argo", EXPORTS, globals())
-__all__ = ["EXPORTS"]
+__all__ = ["apply", "attach", "container", "defaults", "install", "overridable", "using_settings"]

@@ -5,7 +5,7 @@ before. On an object that wraps a callable (Airflow's ``@task.kubernetes``, Hera
 ``@script``, anything ``functools.wraps`` made) the spec goes on the innermost function,
 so the decorators work in any order. Parameters keep Metaflow's names; the documented
 defaults (``cpu=1``, ``memory=4096``) are the seed defaults that fill only what no source
-sets (DESIGN §2), so a value not passed is recorded as not given.
+sets (docs/design.md §2), so a value not passed is recorded as not given.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 __all__ = [
     "ATTR",
     "BACKENDS",
+    "UNSET",
     "Layer",
     "StepSpec",
+    "agree_option",
     "batch",
     "innermost",
     "kubernetes",
@@ -152,6 +154,35 @@ def spec_of(obj: Any) -> StepSpec | None:
     """The spec recorded on ``obj`` or on any function it wraps, or None."""
     found = getattr(innermost(obj), ATTR, None)
     return found if isinstance(found, StepSpec) else None
+
+
+UNSET: Final = (None, "")
+"""Values that mean "not given" for an engine argument or a decorator option."""
+
+
+def agree_option(
+    step: str,
+    argument: str,
+    given: object,
+    where: str,
+    option: str,
+    from_spec: object,
+    decorator: str,
+    *,
+    accepted: str | None = None,
+) -> Any:
+    """An engine's own ``argument`` (``given``, e.g. an operator's ``namespace=``) or the backend
+    decorator's ``option`` (``from_spec``): whichever is given; both, differing, is an error that
+    names both (``namespace='prod' on KubernetesPodOperator conflicts with namespace='ml' from
+    @kubernetes``). ``where`` says where ``given`` was written (``on BatchOperator``,
+    ``of Script 'train'``). Returns None when neither is given."""
+    if given not in UNSET and from_spec not in UNSET and given != from_spec:
+        raise AllotmentError(
+            f"{argument}={given!r} {where} conflicts with {option}={from_spec!r} from @{decorator}",
+            step=step,
+            accepted=accepted or f"give the {argument} in one place",
+        )
+    return given if given not in UNSET else (from_spec if from_spec not in UNSET else None)
 
 
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")

@@ -9,7 +9,7 @@ what is accepted, e.g.::
 
 from __future__ import annotations
 
-__all__ = ["AllotmentError", "FieldError"]
+__all__ = ["AllotmentError", "AllotmentWarning", "FieldError"]
 
 
 class AllotmentError(ValueError):
@@ -78,3 +78,9 @@ class AllotmentError(ValueError):
 class FieldError(AllotmentError):
     """A value one field cannot take, raised by the pure validators before the step and the
     source are known; :meth:`AllotmentError.with_context` adds them."""
+
+
+class AllotmentWarning(UserWarning):
+    """A spec value that a backend cannot apply and that allotment therefore leaves out (for
+    example ``disk`` on AWS Batch EC2, whose disk the launch template sizes). Compilers also
+    list the text among their notes, so ``explain`` and ``render`` show it."""

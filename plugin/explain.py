@@ -9,56 +9,27 @@ from pathlib import Path
 from typing import Any, Final
 
 from .fields import FIELDS
-from .k8s import DSHM, SHM_PATH, gpu_key, kubernetes_parts
 from .model import describe_value
 from .profiles import Profile
 from .resolve import Resolved
 
-__all__ = ["EFFECTS", "Explained", "explain", "format_table", "kubernetes_effects"]
+__all__ = ["EFFECTS", "Explained", "explain", "format_table"]
 
 
-def kubernetes_effects(resolved: Resolved, profile: Profile) -> dict[str, str]:
-    """Field -> what it becomes in the pod, in words."""
-    parts = kubernetes_parts(resolved, profile)
-    requests, limits = parts["resources"]["requests"], parts["resources"]["limits"]
-    out: dict[str, str] = {}
-    if "cpu" in requests:
-        out["cpu"] = f"requests.cpu {requests['cpu']}" + (f", limits.cpu {limits['cpu']}" if "cpu" in limits else "")
-    if "memory" in requests:
-        out["memory"] = f"requests/limits.memory {requests['memory']}"
-    if "ephemeral-storage" in requests:
-        out["disk"] = f"requests/limits.ephemeral-storage {requests['ephemeral-storage']}"
-    gpu = resolved.value("gpu")
-    key = gpu_key(resolved.value("gpu_vendor"), resolved.value("gpu_type"))
-    if gpu:
-        out["gpu"] = f"requests/limits.{key} {gpu}; toleration {key}"
-        out["gpu_vendor"] = f"resource key {key}"
-        if resolved.value("gpu_type") is not None:
-            derived = profile.node_selector(str(resolved.value("gpu_type")))
-            out["gpu_type"] = (
-                f"nodeSelector {', '.join(f'{k}={v}' for k, v in derived.items())} (profile {profile.name})"
-                if derived
-                else f"resource key {key}"
-            )
-    elif gpu == 0:
-        out["gpu"] = "no GPU"
-    if resolved.value("shared_memory") is not None:
-        size = parts["volumes"][-1]["emptyDir"]["sizeLimit"] if parts.get("volumes") else "?"
-        out["shared_memory"] = f"emptyDir {DSHM} (Memory, {size}) at {SHM_PATH}"
-    factor = resolved.value("retry_memory_factor")
-    if factor is not None:
-        out["retry_memory_factor"] = f"memory x{factor} per retry"
-    return out
+def _kubernetes_effects(resolved: Resolved, profile: Profile) -> dict[str, str]:
+    from .kubernetes import kubernetes_effects
+
+    return kubernetes_effects(resolved, profile)
 
 
 def _batch_effects(resolved: Resolved, profile: Profile) -> dict[str, str]:
-    from .awsbatch import batch_effects
+    from .batch import batch_effects
 
     return batch_effects(resolved, profile)
 
 
 EFFECTS: Final[dict[str, Callable[[Resolved, Profile], dict[str, str]]]] = {
-    "kubernetes": kubernetes_effects,
+    "kubernetes": _kubernetes_effects,
     "batch": _batch_effects,
 }
 """Backend -> its explainer; a backend without one (``local``) is explained in Kubernetes terms."""
@@ -118,7 +89,7 @@ def explain(resolved: Resolved, profile: Profile, *, file: str | Path | None = N
     qos = resolved.options.get("qos")
     notes = list(resolved.notes)
     if target == "batch":
-        from .awsbatch import batch_notes
+        from .batch import batch_notes
 
         notes += batch_notes(resolved)
     if qos:

@@ -3,8 +3,8 @@ without importing it. Nothing here imports a face until a target is asked for.
 
 A render target is ``"module:function"``; the function takes ``(paths, settings, options)``
 (options: the CLI's ``namespace`` and ``platform``, None when not given) and returns a list
-of documents (plain dicts) to print. The core's own ``kubernetes`` target is
-registered the same way.
+of documents (plain dicts) to print. The core's own targets (``kubernetes``, ``batch``,
+``limitrange``) are registered the same way.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from .errors import AllotmentError
 __all__ = ["RENDER_TARGETS", "STEP_FINDERS", "face_package", "load_finder", "load_target"]
 
 RENDER_TARGETS: Final[dict[str, tuple[str, str]]] = {
-    "kubernetes": ("allotment.render:render_kubernetes", ""),
+    "kubernetes": ("allotment.kubernetes.render:render", ""),
     "airflow": ("allotment.airflow.render:render", "airflow"),
     "argo": ("allotment.argo.render:render", "argo"),
-    "batch": ("allotment.awsbatch:render", ""),
-    "limitrange": ("allotment.argo.limitrange:render", "argo"),
+    "batch": ("allotment.batch.render:render", ""),
+    "limitrange": ("allotment.kubernetes.limitrange:render", ""),
 }
 """Target -> (``module:function``, the extra that installs its face)."""
 

@@ -1,4 +1,4 @@
-"""Small pure validators, one per field of the spec (DESIGN §1).
+"""Small pure validators, one per field of the spec (docs/design.md, "The spec").
 
 Each takes what a user wrote and returns the value in the unit the spec holds:
 
@@ -31,6 +31,7 @@ from typing import Final
 
 from .errors import FieldError
 from .quantity import BINARY_SUFFIXES, QuantityError, parse_quantity
+from .targets import GPU_VENDOR_KEYS, MIG_PROFILE
 
 __all__ = [
     "FIELDS",
@@ -57,17 +58,8 @@ MEMORY_ACCEPTED: Final = "use an int (MiB) or e.g. '16Gi', '16384Mi', '16G'"
 CPU_ACCEPTED: Final = "use a number of cores (4, 0.5, '2') or millicores ('500m')"
 GPU_ACCEPTED: Final = "use a whole number >= 0 (0 means no GPU; for part of a GPU use a MIG gpu_type such as '1g.10gb')"
 
-GPU_VENDORS: Final[dict[str, str]] = {
-    "nvidia": "nvidia.com/gpu",
-    "amd": "amd.com/gpu",
-    "intel": "gpu.intel.com/i915",
-    "habana": "habana.ai/gaudi",
-    "neuron": "aws.amazon.com/neuron",
-}
-"""Vendor name -> Kubernetes extended-resource key (DESIGN §3)."""
-
-MIG_PROFILE: Final = re.compile(r"[1-7]g\.[0-9]+gb")
-"""An NVIDIA MIG profile such as ``1g.10gb`` (resource key ``nvidia.com/mig-1g.10gb``)."""
+GPU_VENDORS: Final = GPU_VENDOR_KEYS
+"""Vendor name -> Kubernetes extended-resource key (the table lives in :mod:`allotment.targets`)."""
 
 _GPU_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 # An extended resource name: a DNS subdomain prefix, '/', and a name (Kubernetes' rule).

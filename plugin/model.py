@@ -2,9 +2,9 @@
 
 Every field is optional: ``None`` means "this source did not say", which is different
 from a default. Defaults (cpu 1 core, memory 4096 MiB) are filled in by resolution and only
-where no source set a value (DESIGN §2), so they are not part of this model.
+where no source set a value (docs/design.md §2), so they are not part of this model.
 
-Units held (DESIGN §1): ``cpu`` in millicores, ``memory``/``disk``/``shared_memory`` in MiB,
+Units held (docs/design.md §1): ``cpu`` in millicores, ``memory``/``disk``/``shared_memory`` in MiB,
 ``gpu`` as a count. The constructor takes the forms users write (``cpu=0.5``,
 ``memory="16Gi"``); ``Resources(cpu=4).cpu == 4000``. Use :meth:`Resources.normalized` to
 build one from values already in the held units.
@@ -28,7 +28,7 @@ class Resources(BaseModel):
     """A resource request. Frozen; :func:`allotment.merge.merge` returns new ones.
 
     Fields: ``cpu`` (millicores), ``memory`` (MiB), ``gpu`` (count), ``gpu_type``,
-    ``gpu_vendor``, ``disk`` (MiB, ``ephemeral-storage``), ``shared_memory`` (MiB, the size
+    ``gpu_vendor``, ``disk`` (MiB, local disk), ``shared_memory`` (MiB, the size
     of ``/dev/shm``), ``retry_memory_factor`` (memory grows by this on each retry).
     """
 

@@ -1,4 +1,4 @@
-"""Policy (DESIGN §6): caps per field, allowed GPU types, and what runtime input may do.
+"""Policy (docs/design.md §6): caps per field, allowed GPU types, and what runtime input may do.
 
 A policy file (YAML, TOML or JSON)::
 
@@ -76,6 +76,11 @@ class Policy:
         input (``runtime=True``: the stricter of ``caps`` and ``runtime.caps``); None when uncapped."""
         caps = [c for c in (self.caps.memory, self.runtime_caps.memory if runtime else None) if c is not None]
         return min(caps) if caps else None
+
+    def allows_submit_parameters(self) -> bool:
+        """Whether an engine may expose a step's resources as parameters a run sets (Argo's
+        submit-time parameters): they are runtime input, so only where ``runtime.with`` is allowed."""
+        return self.allow_with
 
     def check(self, step: str, winners: Mapping[str, Sourced]) -> None:
         """Raise for the first value that breaks this policy."""

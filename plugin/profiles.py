@@ -1,4 +1,4 @@
-"""Cluster profiles: how a ``gpu_type`` becomes node labels (DESIGN §4).
+"""Cluster profiles: how a ``gpu_type`` becomes node labels (docs/design.md §4).
 
 Built in:
 
@@ -19,7 +19,7 @@ or with several labels per type::
     gpu_types:
       A100-80GB: {example.com/gpu: a100, example.com/gpu-memory: "80"}
 
-MIG profiles (``1g.10gb``) need no entry: their resource key (``nvidia.com/mig-1g.10gb``)
+MIG profiles (``1g.10gb``) need no entry: their own resource key (:func:`allotment.targets.gpu_key`)
 already selects the nodes that have them.
 """
 

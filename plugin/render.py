@@ -1,19 +1,17 @@
-"""``allotment render --target kubernetes``: per step, the plain Kubernetes data it becomes."""
+"""What every render target shares: the steps under some paths, resolved for one backend."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from .discover import Step, iter_steps
-from .k8s import kubernetes_parts
 from .resolve import Resolved
 from .settings import Settings
 from .withspec import check_steps
 
-__all__ = ["render_kubernetes", "resolved_steps"]
+__all__ = ["resolved_steps"]
 
 
 def resolved_steps(paths: Sequence[Path], settings: Settings, backend: str) -> Iterator[tuple[Step, Resolved]]:
@@ -31,13 +29,3 @@ def resolved_steps(paths: Sequence[Path], settings: Settings, backend: str) -> I
             )
             continue
         yield step, resolved
-
-
-def render_kubernetes(paths: Sequence[Path], settings: Settings, options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """One document per step that runs on Kubernetes: ``step``, ``file``, then the container
-    ``resources`` and the pod's ``volumes``, ``volumeMounts``, ``nodeSelector``, ``tolerations``.
-    Steps pinned to another backend are skipped with a note on stderr."""
-    return [
-        {"step": step.name, "file": step.file.as_posix(), **kubernetes_parts(resolved, settings.profile)}
-        for step, resolved in resolved_steps(paths, settings, "kubernetes")
-    ]

@@ -1,4 +1,4 @@
-"""Resolution (DESIGN §2): from everything said about a step to the values it runs with.
+"""Resolution (docs/design.md §2): from everything said about a step to the values it runs with.
 
 Per field, in this order:
 
@@ -23,13 +23,14 @@ from typing import Any, Final
 
 from .decorators import BACKENDS, StepSpec
 from .errors import AllotmentError
-from .fields import FIELDS, MIG_PROFILE
+from .fields import FIELDS
 from .model import Resources, describe_value
 from .policy import Policy
 from .sources import Contributions, Source, Sourced
+from .targets import MIG_PROFILE, NVIDIA_GPU
 from .withspec import WithSpec
 
-__all__ = ["SEED_DEFAULTS", "Resolved", "resolve"]
+__all__ = ["SEED_DEFAULTS", "Resolved", "RetryGrowth", "resolve"]
 
 SEED_DEFAULTS: Final = Resources.normalized(cpu=1000, memory=4096)
 """Filled in last, only where nothing else set a value: 1 core, 4096 MiB."""
@@ -58,32 +59,44 @@ class Resolved:
         won = self.winners.get(name)
         return None if won is None else won.value
 
+    def retry_growth(self, policy: Policy | None = None, *, runtime_input: bool = False) -> RetryGrowth | None:
+        """How memory grows on retries (None: it does not: no ``retry_memory_factor``, or 1).
+
+        The one rule every engine uses (Airflow's operators and executors, Argo's expressions,
+        AWS Batch): the cap is ``policy.memory_cap(runtime=...)``, the stricter one for runtime
+        input when the memory came from a ``with``/``set`` or, ``runtime_input``, when the
+        engine lets a run replace it (an Argo submit parameter)."""
+        factor = self.value("retry_memory_factor")
+        memory = self.value("memory")
+        if not factor or factor == 1 or memory is None:
+            return None
+        runtime = runtime_input or self.winners["memory"].source.is_runtime
+        cap = policy.memory_cap(runtime=runtime) if policy is not None else None
+        return RetryGrowth(int(memory), float(factor), cap, policy.origin if policy is not None and cap is not None else None, runtime)
+
     def with_memory_for_try(self, try_number: int, policy: Policy | None = None) -> Resolved:
         """This spec for try ``try_number`` (1 = first): memory x retry_memory_factor^(try-1),
         rounded up to whole MiB and held to the policy's memory cap (the note says so)."""
-        factor = self.value("retry_memory_factor")
-        memory = self.value("memory")
-        if not factor or factor == 1 or try_number <= 1 or memory is None:
+        growth = self.retry_growth(policy)
+        if growth is None or try_number <= 1:
             return self
-        grown = math.ceil(memory * factor ** (try_number - 1))
+        memory, factor = growth.memory, growth.factor
+        grown = growth.uncapped(try_number)
         detail = f"(try {try_number}: {describe_value('memory', memory)} x {factor}^{try_number - 1})"
         notes = list(self.notes)
-        base_source = self.winners["memory"].source
-        cap = policy.memory_cap(runtime=base_source.is_runtime) if policy else None
-        if cap is not None and grown > cap:
-            held = max(cap, memory)
+        held = growth.memory_for_try(try_number)
+        if held != grown and growth.cap is not None:
             notes.append(
                 f"memory growth for try {try_number} held at {describe_value('memory', held)} by the cap "
-                f"{describe_value('memory', cap)} of policy {policy.origin if policy else ''} "
+                f"{describe_value('memory', growth.cap)} of policy {growth.cap_origin or ''} "
                 f"(would be {describe_value('memory', grown)})"
             )
-            grown = held
         notes.append(
-            f"try {try_number}: memory {describe_value('memory', memory)} -> {describe_value('memory', grown)} "
+            f"try {try_number}: memory {describe_value('memory', memory)} -> {describe_value('memory', held)} "
             f"(retry_memory_factor {factor})"
         )
         # A grown runtime value stays runtime input, so runtime.caps keep applying to it.
-        retry = Sourced("memory", grown, Source("retry", detail, runtime=base_source.is_runtime))
+        retry = Sourced("memory", held, Source("retry", detail, runtime=growth.runtime))
         winners = dict(self.winners)
         winners["memory"] = retry
         return Resolved(
@@ -94,6 +107,33 @@ class Resolved:
             self.options,
             tuple(notes),
         )
+
+
+@dataclass(frozen=True)
+class RetryGrowth:
+    """Memory that grows on retries: try ``n`` (1 = first) asks for ``memory x factor^(n-1)``
+    MiB, rounded up, held to ``cap`` (MiB, from policy ``cap_origin``), never below ``memory``.
+
+    Computed in float64, as Argo's expr-lang computes it, so every engine asks for the same
+    size: ``110 x 1.1`` is 122 MiB (one above the exact 121). ``runtime``: the memory is (or
+    can be) runtime input, so the cap is the stricter one for runtime input."""
+
+    memory: int
+    factor: float
+    cap: int | None = None
+    cap_origin: str | None = None
+    runtime: bool = False
+
+    def uncapped(self, try_number: int) -> int:
+        """Try ``try_number``'s memory (MiB) before the cap."""
+        return math.ceil(self.memory * self.factor ** max(0, try_number - 1))
+
+    def memory_for_try(self, try_number: int) -> int:
+        """Try ``try_number``'s memory (MiB): grown, held to the cap, never below the first try's."""
+        grown = self.uncapped(try_number)
+        if self.cap is not None and grown > self.cap:
+            return max(self.cap, self.memory)
+        return grown
 
 
 def resolve(
@@ -127,10 +167,7 @@ def resolve(
         if policy:
             policy.check_runtime("with", str(w.source), step=name)
         sources.append((w.resources, w.source))
-    merged = Contributions()
-    for resources, source in sources:
-        merged = Contributions(merged.items | Contributions.of(resources, source).items)
-    merged.check_agreement(step=name)
+    merged = Contributions().merge(*(Contributions.of(resources, source) for resources, source in sources), step=name)
     winners = merged.winners()
 
     # Defaults fill gaps only. A GPU type or vendor default does not make a CPU step a GPU step.
@@ -142,7 +179,7 @@ def resolve(
                 continue
             filled = Sourced(field_name, value, source)  # type: ignore[arg-type]
             winners[field_name] = filled
-            merged = Contributions(merged.items | {filled})
+            merged = merged.replaced(filled)
 
     for s in [s for s in sets if s.applies_to(name, on) and not s.resources.is_empty()]:
         if policy:
@@ -160,7 +197,7 @@ def resolve(
                 )
             replaced = Sourced(field_name, value, s.source)  # type: ignore[arg-type]
             winners[field_name] = replaced
-            merged = Contributions(merged.items | {replaced})
+            merged = merged.replaced(replaced)
 
     ordered = {f: winners[f] for f in FIELDS if f in winners}
     _check_consistency(name, ordered)
@@ -196,7 +233,7 @@ def _check_consistency(step: str, winners: Mapping[str, Sourced]) -> None:
         gpu_type is not None
         and MIG_PROFILE.fullmatch(str(gpu_type.value))
         and vendor is not None
-        and vendor.value not in ("nvidia", "nvidia.com/gpu")
+        and vendor.value not in ("nvidia", NVIDIA_GPU)
     ):
         raise AllotmentError(
             f"is a MIG profile, which needs gpu_vendor 'nvidia' (got {vendor.value!r} from {vendor.source})",

@@ -1,4 +1,4 @@
-"""Where a value came from, and values that remember it (provenance, DESIGN §2).
+"""Where a value came from, and values that remember it (provenance, docs/design.md §2).
 
 A :class:`Source` names one place a value was written: a decorator, a runtime ``with``
 spec, a default, an explicit ``set``. A :class:`Sourced` is one field's value from one
@@ -83,12 +83,19 @@ class Contributions:
         """The fields ``resources`` sets, all from ``source``."""
         return cls(frozenset(Sourced(name, value, source) for name, value in resources.items()))  # type: ignore[arg-type]
 
-    def merge(self, *others: Contributions) -> Contributions:
-        """All contributions of ``self`` and ``others``; raises when text fields disagree."""
+    def merge(self, *others: Contributions, step: str | None = None) -> Contributions:
+        """All contributions of ``self`` and ``others`` (set union: commutative, associative,
+        idempotent, with the empty one as identity); raises, naming ``step``, when text fields
+        disagree. :func:`allotment.resolve.resolve` combines a step's sources with this."""
         items = self.items.union(*(o.items for o in others))
         merged = Contributions(items)
-        merged.check_agreement()
+        merged.check_agreement(step)
         return merged
+
+    def replaced(self, item: Sourced) -> Contributions:
+        """These contributions and ``item``, a value that takes no part in the maximum or the
+        agreement of text fields: a default that fills a gap, or a ``set`` that replaces a value."""
+        return Contributions(self.items | {item})
 
     def check_agreement(self, step: str | None = None) -> None:
         """Text fields (``gpu_type``, ``gpu_vendor``) must have one value across sources."""

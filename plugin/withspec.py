@@ -17,8 +17,8 @@ shared memory, and cores for cpu. A name before ``:`` that is no backend is a st
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from difflib import get_close_matches
 from typing import Final
 
@@ -28,7 +28,7 @@ from .fields import FIELDS, PARSERS
 from .model import Resources
 from .sources import Source
 
-__all__ = ["WithSpec", "check_steps", "parse_with", "parse_withs"]
+__all__ = ["RUNTIME_KEYS", "WITH_KEYS", "WithSpec", "check_steps", "parse_runtime", "parse_with", "parse_withs", "with_from_mapping"]
 
 WITH_KEYS: Final = tuple(f for f in FIELDS if f != "retry_memory_factor")
 """Keys a runtime spec may carry: resource fields only."""
@@ -160,3 +160,90 @@ def check_steps(specs: Sequence[WithSpec], steps: Iterable[str]) -> None:
                 source=f"{spec.origin} {spec.text!r}",
                 accepted=f"steps are {', '.join(known) or '(none)'}; backends are {', '.join(BACKENDS)}",
             )
+
+
+RUNTIME_KEYS: Final = ("with", "set", "tasks")
+"""Keys of a run's runtime block (Airflow's ``dag_run.conf["allotment"]``)."""
+
+
+def _texts(value: object, origin: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise AllotmentError(
+        f"is a {type(value).__name__}, not a spec",
+        field=origin,
+        value=value,
+        accepted="use a string such as 'memory=64Gi' or a list of them",
+    )
+
+
+def with_from_mapping(step: str, fields: Mapping[str, object], origin: str, accepted: str) -> WithSpec:
+    """A ``with`` spec for one step given as a mapping of fields (``{"memory": "64Gi", "cpu": 8}``);
+    only resource fields (:data:`WITH_KEYS`) are accepted."""
+    unknown = [key for key in fields if key not in WITH_KEYS]
+    if unknown:
+        raise AllotmentError(f"has key {unknown[0]!r}, which is no resource field", field=origin, has_value=False, accepted=accepted)
+    resources = Resources.from_input(fields, step=step, source=origin)
+    text = ",".join(f"{k}={v}" for k, v in fields.items())
+    return WithSpec(text, origin, "with", step, None, resources)
+
+
+def _step_specs(step: str, value: object, origin: str, accepted: str) -> tuple[WithSpec, ...]:
+    if isinstance(value, Mapping):
+        return (with_from_mapping(step, value, origin, accepted),)
+    out: list[WithSpec] = []
+    for text in _texts(value, origin):
+        spec = parse_with(text, origin)
+        if spec.step is not None:
+            raise AllotmentError(
+                f"names step {spec.step!r} inside the entry for task {step!r}",
+                source=f"{origin} {text!r}",
+                accepted="write the fields only, e.g. 'memory=64Gi' or 'kubernetes:memory=64Gi'",
+            )
+        out.append(replace(spec, step=step))
+    return tuple(out)
+
+
+def parse_runtime(
+    block: object, origin: str, *, accepted: str, steps: Collection[str] | None = None
+) -> tuple[tuple[WithSpec, ...], tuple[WithSpec, ...]]:
+    """The ``with`` and ``set`` specs of a run's runtime block: a mapping with ``with`` (specs for
+    every step), ``set`` (replacements) and ``tasks`` (step -> a spec string, a list of them, or a
+    mapping of fields). Anything but resource fields is an error (``accepted`` says what to write).
+    ``steps``: the run's steps, to reject an entry for a step that does not exist."""
+    accepted = f"{accepted}; only resource fields ({', '.join(WITH_KEYS)}) can be changed at run time"
+    if not isinstance(block, Mapping):
+        raise AllotmentError(f"is a {type(block).__name__}, not a mapping", field=origin, value=block, accepted=accepted)
+    unknown = [key for key in block if key not in RUNTIME_KEYS]
+    if unknown:
+        raise AllotmentError(
+            f"has key {unknown[0]!r}; it takes only {', '.join(RUNTIME_KEYS)}", field=origin, has_value=False, accepted=accepted
+        )
+    withs: list[WithSpec] = []
+    sets: list[WithSpec] = []
+    if "with" in block:
+        where = f"{origin}['with']"
+        withs += [spec for text in _texts(block["with"], where) for spec in parse_withs(text, where)]
+    if "set" in block:
+        where = f"{origin}['set']"
+        sets += [spec for text in _texts(block["set"], where) for spec in parse_withs(text, where, kind="set")]
+    tasks = block.get("tasks") or {}
+    if not isinstance(tasks, Mapping):
+        raise AllotmentError(
+            f"is a {type(tasks).__name__}, not a mapping of task_id to spec", field=f"{origin}['tasks']", value=tasks, accepted=accepted
+        )
+    for step, value in tasks.items():
+        where = f"{origin}['tasks'][{step!r}]"
+        if steps is not None and step not in steps:
+            raise AllotmentError(
+                f"names task {step!r}, which this DAG does not have",
+                field=where,
+                has_value=False,
+                accepted=f"tasks are {', '.join(sorted(steps))}",
+            )
+        withs += _step_specs(str(step), value, where, accepted)
+    if steps is not None:
+        check_steps([*withs, *sets], steps)
+    return tuple(withs), tuple(sets)

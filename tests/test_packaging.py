@@ -69,6 +69,7 @@ def test_wheel_contains_core_and_faces(tmp_path: Path) -> None:
     assert "allotment/__init__.py" in names
     assert "allotment/airflow/provider.py" in names
     assert "allotment/argo/names.py" in names
+    assert "allotment/kubernetes/fit.py" in names and "allotment/batch/compile.py" in names
     assert not any(n.startswith(("airflow/", "argo/", "plugin/")) for n in names)
     assert not any(n.endswith(("airflow/__init__.py", "argo/__init__.py")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

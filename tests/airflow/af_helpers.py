@@ -9,7 +9,7 @@ from typing import Any
 
 import kubernetes_validate
 import kubernetes_validate.utils
-from allotment.k8s_rules import pod_problems
+from k8s_rules import pod_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
@@ -49,7 +49,7 @@ def container(pod: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_pod(pod: dict[str, Any]) -> None:
-    """kubernetes-validate strict at the newest version it knows, and DESIGN §3's rules."""
+    """kubernetes-validate strict at the newest version it knows, and docs/design.md §3's rules."""
     kubernetes_validate.validate(copy.deepcopy(pod), K8S_VERSION, strict=True)
     assert pod_problems(pod) == []
 

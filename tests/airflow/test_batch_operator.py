@@ -429,7 +429,7 @@ def test_platform_and_queue_must_agree_with_batch_decorator(moto: MotoBatch) -> 
 
 
 def test_disk_on_ec2_warns_at_parse_time_and_in_the_task_log(moto: MotoBatch) -> None:
-    from allotment.awsbatch import AllotmentWarning
+    from allotment.errors import AllotmentWarning
 
     with pytest.warns(AllotmentWarning, match="disk='20Gi' from resources= on BatchOperator is not applied on AWS Batch EC2"):
         run = _operator(moto, job_definition=_register_base(moto), resources={"cpu": 1, "disk": "20Gi"})

@@ -1,5 +1,5 @@
 """The example DAGs in dags/: they parse under real Airflow, and every resourced task renders the
-pod its golden file holds, which passes kubernetes-validate (strict) and DESIGN §3's rules."""
+pod its golden file holds, which passes kubernetes-validate (strict) and docs/design.md §3's rules."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 import yaml
 from af_helpers import DAGS, GOLDEN, POLICY, ROOT, check_pod, dagbag
 from allotment.settings import load_settings
+from golden import check_golden
 
 EXPECTED = {
     ("gpu_training", "prepare_data"),
@@ -62,17 +63,12 @@ def test_every_resourced_task_is_rendered(rendered: list[dict[str, Any]]) -> Non
     assert all(d["pod"]["kind"] == "Pod" for d in rendered)
 
 
+@pytest.mark.golden
 @pytest.mark.parametrize("key", sorted(EXPECTED), ids=lambda k: f"{k[0]}.{k[1]}" if isinstance(k, tuple) else str(k))
 def test_rendered_pod_matches_golden_and_passes_the_rules(rendered: list[dict[str, Any]], key: tuple[str, str]) -> None:
     document = next(d for d in rendered if (d["dag_id"], d["task_id"]) == key)
     check_pod(document["pod"])
-    golden = GOLDEN / f"{key[0]}.{key[1]}.yaml"
-    actual = _golden_form(document)
-    if os.environ.get("ALLOTMENT_REGEN") == "1":
-        GOLDEN.mkdir(exist_ok=True)
-        golden.write_text(yaml.safe_dump(actual, sort_keys=False))
-    assert golden.is_file(), f"{golden} is missing; run with ALLOTMENT_REGEN=1 to write it"
-    assert actual == yaml.safe_load(golden.read_text())
+    check_golden(GOLDEN / f"{key[0]}.{key[1]}.yaml", yaml.safe_dump(_golden_form(document), sort_keys=False))
 
 
 def test_dagbag_tasks_render_the_same_pods(rendered: list[dict[str, Any]]) -> None:

@@ -92,7 +92,7 @@ def test_policy_checks_runtime_values() -> None:
 
 
 def test_retry_growth_by_try_number_and_capped_by_policy() -> None:
-    from allotment.airflow.operators import resolve_task
+    from allotment.airflow.resolution import resolve_task
     from allotment.airflow.runtime import describe
 
     op = _kpo(resources={"memory": "8Gi"}, retry_memory_factor=1.5)

@@ -1,12 +1,10 @@
 """Golden files: each workflows/*.py renders exactly its sibling .yaml.
 
-Regenerate with ``ALLOTMENT_REGEN=1 pytest tests/argo/test_argo_golden.py`` after a deliberate
-change, and review the diff.
+Regenerate with ``make golden`` after a deliberate change, and review the diff (:mod:`golden`).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from allotment.cli import main
 from allotment.output import dump
 from allotment.settings import load_settings
 from argo_support import WORKFLOWS
+from golden import check_golden
 
 EXAMPLES = sorted(WORKFLOWS.glob("*.py"))
 
@@ -25,14 +24,10 @@ def test_there_are_at_least_three_examples() -> None:
     assert {"Workflow", "WorkflowTemplate", "CronWorkflow"} <= kinds
 
 
+@pytest.mark.golden
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_example_renders_its_golden_yaml(path: Path) -> None:
-    text = dump(render([path], load_settings(cli={}, env={}), {"namespace": None}))
-    golden = path.with_suffix(".yaml")
-    if os.environ.get("ALLOTMENT_REGEN") == "1":
-        golden.write_text(text)
-    assert golden.is_file(), f"{golden} is missing; run with ALLOTMENT_REGEN=1 to create it"
-    assert text == golden.read_text()
+    check_golden(path.with_suffix(".yaml"), dump(render([path], load_settings(cli={}, env={}), {"namespace": None})))
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)

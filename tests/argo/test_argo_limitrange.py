@@ -12,9 +12,9 @@ import kubernetes_validate
 import pytest
 import yaml
 from allotment import AllotmentError
-from allotment.argo.limitrange import limit_range, render
 from allotment.argo.render import render as render_argo
 from allotment.cli import main
+from allotment.kubernetes.limitrange import limit_range, render
 from allotment.policy import Policy
 from allotment.quantity import parse_quantity
 from allotment.settings import load_settings

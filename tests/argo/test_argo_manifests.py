@@ -5,8 +5,8 @@
   quantity (Argo's controller decodes them as such and rejects ``{{...}}`` there);
 - each template's main container and volumes, in a Pod, with its podSpecPatch applied after
   substituting the parameters' defaults (and ``retries`` for every attempt its retryStrategy
-  allows), pass kubernetes-validate strict for the newest Kubernetes it knows and the DESIGN §3
-  rules (:func:`allotment.k8s_rules.pod_problems`).
+  allows), pass kubernetes-validate strict for the newest Kubernetes it knows and the docs/design.md §3
+  rules (:func:`k8s_rules.pod_problems`).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 import kubernetes_validate
 import pytest
 from allotment.argo.render import render
-from allotment.k8s_rules import pod_problems
 from allotment.quantity import parse_quantity
 from allotment.settings import load_settings
 from argo_support import K8S_VERSION, WORKFLOWS, argo_errors, parameter_defaults, pod_for, pod_templates
+from k8s_rules import pod_problems
 
 EXAMPLES = sorted(WORKFLOWS.glob("*.py"))
 

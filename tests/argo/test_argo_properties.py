@@ -5,7 +5,7 @@ For each generated spec (on a Container or an inline Script, with or without a
 ``@kubernetes`` layer, workflow defaults, runtime ``with`` specs, overrides on or off):
 
 - the template's literal ``resources``, ``volumes``, mounts, node selector and tolerations
-  equal :func:`allotment.k8s.kubernetes_parts` of :meth:`Settings.resolve`;
+  equal :func:`allotment.kubernetes.compile_pod` of :meth:`Settings.resolve`;
 - the pod Argo would create (podSpecPatch applied, parameters at their defaults) has those
   same parts, and the parameters carry the compiled values;
 - with ``retry_memory_factor``, attempt ``n`` asks for the memory of
@@ -22,7 +22,7 @@ from allotment import AllotmentError, spec_of
 from allotment.argo import attach, defaults, overridable
 from allotment.argo.names import parameter_name
 from allotment.argo.render import render_workflow
-from allotment.k8s import kubernetes_parts
+from allotment.kubernetes import compile_pod
 from allotment.policy import Policy
 from allotment.quantity import parse_quantity
 from allotment.settings import Settings, load_settings
@@ -109,16 +109,6 @@ def _settings(case: dict[str, Any]) -> Settings:
     return Settings(base.backend, base.withs, base.sets, policy, base.profile, base.origins)
 
 
-def _growth_policy(policy: Policy | None, overridable: bool) -> Policy | None:
-    """The policy whose caps the template's growth follows: when its memory can come from a submit
-    parameter (runtime input), ``memory_cap(runtime=True)`` applies to it whatever its compiled
-    source (the core would only apply it to a runtime source)."""
-    if policy is None or not overridable:
-        return policy
-    cap = policy.memory_cap(runtime=True)
-    return Policy.from_mapping({"caps": {"memory": cap}} if cap is not None else {}, origin=policy.origin)
-
-
 def _amounts(resources: dict[str, dict[str, str]]) -> dict[str, dict[str, Any]]:
     return {section: {k: parse_quantity(v) for k, v in values.items()} for section, values in resources.items()}
 
@@ -142,7 +132,7 @@ def test_rendered_template_asks_for_what_the_core_compiles(case: dict[str, Any])
     )
     try:
         resolved = settings_.resolve(spec_of(template_obj), backend="kubernetes", defaults=extra)
-        expected = kubernetes_parts(resolved, settings_.profile)
+        expected = compile_pod(resolved, settings_.profile).to_dict()
     except AllotmentError as core_error:
         try:
             render_workflow(workflow, settings_)
@@ -187,12 +177,14 @@ def test_rendered_template_asks_for_what_the_core_compiles(case: dict[str, Any])
     factor = resolved.value("retry_memory_factor")
     if factor and factor != 1:
         assert template["retryStrategy"] == {"limit": "3", "retryPolicy": "OnFailure"}
-        growth_policy = _growth_policy(settings_.policy, case["overridable"] is not False)
+        # The core's one growth rule: a memory a submit parameter can set is runtime input.
+        growth = resolved.retry_growth(settings_.policy, runtime_input=case["overridable"] is not False)
+        assert growth is not None
         submitted = dict(parameters)
         if case["overridable"] is not False:
             submitted[parameter_name("step", "memory")] = str(resolved.value("memory"))
         for retries in range(4):
-            want = resolved.with_memory_for_try(retries + 1, growth_policy).value("memory")
+            want = growth.memory_for_try(retries + 1)
             for given in (parameters, submitted):
                 attempt = pod_for(template, given, retries)["spec"]["containers"][0]["resources"]
                 assert _mib(attempt["limits"]["memory"]) == want

@@ -282,7 +282,8 @@ def test_kubernetes_image_fills_or_must_agree() -> None:
     with Workflow(name="images2", entrypoint="main") as workflow2:
         with Steps(name="main"):
             clashing()
-    with pytest.raises(AllotmentError, match=r"@kubernetes\(image='python:3.13-slim'\) conflicts with the image 'alpine'"):
+    clash = r"image='alpine' of Script 'clashing' conflicts with image='python:3.13-slim' from @kubernetes"
+    with pytest.raises(AllotmentError, match=clash):
         _render(workflow2)
 
 
@@ -655,8 +656,8 @@ def test_explain_finds_hera_steps(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_rendered_pods_of_the_unit_workflows_are_valid() -> None:
     import kubernetes_validate
-    from allotment.k8s_rules import pod_problems
     from argo_support import K8S_VERSION
+    from k8s_rules import pod_problems
 
     for workflow in (_stacked("below"), _two_steps(None, None)):
         document = _render(workflow)

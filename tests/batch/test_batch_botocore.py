@@ -9,8 +9,8 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from allotment.awsbatch import FARGATE_PAIRS, compile_batch, job_name
-from allotment.jobdefs import NAME_MARK, derive_job_definition
+from allotment.batch import FARGATE_PAIRS, compile_batch, job_name
+from allotment.batch.jobdefs import NAME_MARK, derive_job_definition
 from batch_support import base, fargate_doc_pairs, resolved_of, validation_errors
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -1,4 +1,4 @@
-"""The AWS Batch compiler (DESIGN §5): values, roundings and their notes, errors by message,
+"""The AWS Batch compiler (docs/design.md §5): values, roundings and their notes, errors by message,
 platform precedence, explain's effects, and the Fargate table against botocore's documentation."""
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 from allotment import AllotmentError, batch, resources
-from allotment.awsbatch import (
+from allotment.batch import (
     FARGATE_PAIRS,
-    AllotmentWarning,
     BatchPlan,
     batch_effects,
     batch_notes,
@@ -22,6 +21,7 @@ from allotment.awsbatch import (
     job_name,
 )
 from allotment.decorators import spec_of
+from allotment.errors import AllotmentWarning
 from allotment.settings import Settings, load_settings
 from batch_support import fargate_doc_pairs, resolved_of
 from hypothesis import given, settings
@@ -49,7 +49,7 @@ def test_fargate_table_equals_botocore_documentation() -> None:
 
 
 def test_fargate_table_matches_design_card() -> None:
-    # DESIGN §5, spelled out: 0.25 -> 512/1024/2048; ... 32 -> 61440, 122880, 249856
+    # docs/design.md §5, spelled out: 0.25 -> 512/1024/2048; ... 32 -> 61440, 122880, 249856
     assert FARGATE_PAIRS[250] == (512, 1024, 2048)
     assert FARGATE_PAIRS[500] == (1024, 2048, 3072, 4096)
     assert FARGATE_PAIRS[8000] == tuple(range(16384, 61441, 4096))
@@ -220,7 +220,7 @@ def test_fargate_disk_is_ephemeral_storage(disk: int, size: int, note: str | Non
     assert plan.effects["disk"].startswith(f"job definition ephemeralStorage.sizeInGiB {size}")
 
 
-# -- errors (DESIGN §5), by message --------------------------------------------------------------------
+# -- errors (docs/design.md §5), by message --------------------------------------------------------------------
 
 
 def _error(platform: str, **fields: Any) -> str:
@@ -428,7 +428,7 @@ def test_compiler_and_jobdefs_import_no_aws_sdk() -> None:
     from pathlib import Path
 
     code = (
-        "import sys, json, allotment.awsbatch, allotment.jobdefs\n"
+        "import sys, json, allotment.batch, allotment.batch.jobdefs\n"
         "print(json.dumps([m for m in ('boto3', 'botocore', 'yaml', 'airflow', 'moto') if m in sys.modules]))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent, capture_output=True, text=True, check=True)

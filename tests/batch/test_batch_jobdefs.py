@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from allotment import AllotmentError
-from allotment.awsbatch import compile_batch
-from allotment.jobdefs import (
+from allotment.batch import compile_batch
+from allotment.batch.jobdefs import (
     BASE_TAG,
     DIGEST_TAG,
     READ_ONLY_FIELDS,

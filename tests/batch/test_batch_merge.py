@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from allotment import AllotmentError
-from allotment.awsbatch import compile_batch
-from allotment.batch_merge import executor_config, merge_container_overrides, merge_eks_properties_override, merge_submit_overrides
+from allotment.airflow.executors import executor_config
+from allotment.batch import compile_batch, merge_container_overrides, merge_eks_properties_override, merge_submit_overrides
 from allotment.model import Resources
 from allotment.resolve import resolve
 from allotment.sources import Source

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 from allotment import batch, resources
-from allotment.awsbatch import compile_batch, job_name
+from allotment.batch import compile_batch, job_name
+from allotment.batch.jobdefs import DIGEST_TAG, ensure_job_definition
 from allotment.decorators import spec_of
-from allotment.jobdefs import DIGEST_TAG, ensure_job_definition
 from allotment.settings import Settings
 from batch_support import ACCOUNT, moto_batch, moto_server, real_aws_queue
 

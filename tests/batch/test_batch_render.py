@@ -12,7 +12,7 @@ import allotment
 import pytest
 import yaml
 from allotment import decorators, faces
-from allotment.awsbatch import JOB_DEFINITION_PLACEHOLDER, JOB_QUEUE_PLACEHOLDER
+from allotment.batch import JOB_DEFINITION_PLACEHOLDER, JOB_QUEUE_PLACEHOLDER
 from allotment.cli import main
 from batch_support import validation_errors
 
@@ -47,9 +47,11 @@ def serve():
 '''
 
 
-def test_the_batch_target_is_registered_under_a_module_that_cannot_shadow_the_decorator() -> None:
-    # A submodule `allotment.batch` would replace the package attribute `batch` (the @batch decorator).
-    assert faces.RENDER_TARGETS["batch"][0] == "allotment.awsbatch:render"
+def test_the_batch_target_is_the_core_batch_package_and_the_decorator_stays() -> None:
+    # Importing the package `allotment.batch` must not replace the package attribute `batch` (the @batch decorator).
+    assert faces.RENDER_TARGETS["batch"][0] == "allotment.batch.render:render"
+    faces.load_target("batch")
+    assert allotment.batch is decorators.batch
 
 
 @pytest.fixture

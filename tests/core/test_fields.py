@@ -1,4 +1,4 @@
-"""Every field of DESIGN §1: accepted input, held unit, and the wording of each error."""
+"""Every field of docs/design.md §1: accepted input, held unit, and the wording of each error."""
 
 from __future__ import annotations
 

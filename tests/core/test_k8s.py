@@ -1,4 +1,4 @@
-"""The Kubernetes compiler (DESIGN §3–4): exact outputs, merging with what the user gave,
+"""The Kubernetes compiler (docs/design.md §3–4): exact outputs, merging with what the user gave,
 determinism, and >= 2,000 generated specs that pass kubernetes-validate in strict mode."""
 
 from __future__ import annotations
@@ -18,18 +18,29 @@ import kubernetes_validate.utils
 import pytest
 from allotment import AllotmentError, kubernetes, resources, spec_of
 from allotment.fields import GPU_VENDORS, MIG_PROFILE
-from allotment.k8s import gpu_key, kubernetes_parts, merge_parts
-from allotment.k8s_rules import pod_problems
+from allotment.kubernetes import PodParts, compile_pod, fit, merge
 from allotment.output import dump
 from allotment.profiles import BUILTIN_PROFILES, Profile, get_profile
 from allotment.quantity import parse_quantity
 from allotment.resolve import Resolved, resolve
+from allotment.targets import gpu_key
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from k8s_rules import pod_problems
 
 MIB = 2**20
 K8S_VERSION = kubernetes_validate.utils.latest_version()
 TOLERATION = {"operator": "Exists", "effect": "NoSchedule"}
+
+
+def kubernetes_parts(resolved: Resolved, profile: Profile | None = None) -> dict[str, Any]:
+    """The compiled parts as plain data (what every face turns into engine objects)."""
+    return compile_pod(resolved, profile).to_dict()
+
+
+def merge_parts(ours: dict[str, Any], user: dict[str, Any], *, step: str, user_source: str) -> dict[str, Any]:
+    """The core's merge on plain parts."""
+    return merge(PodParts.from_dict(ours), PodParts.from_dict(user), step=step, user_source=user_source).to_dict()
 
 
 def compile_step(profile: str | Profile | None = None, **decorator: Any) -> dict[str, Any]:
@@ -549,19 +560,19 @@ def test_a_user_request_above_a_user_or_allotment_limit_is_an_error() -> None:
 
 
 def test_memory_that_must_grow_on_retries_cannot_yield_to_the_users_own() -> None:
-    from allotment.k8s_user import yield_defaults
-
     def step() -> None: ...
 
     resources(cpu=2, retry_memory_factor=1.5)(step)
     resolved = resolve(spec_of(step))
     user = {"resources": {"requests": {"memory": "8Gi"}, "limits": {"memory": "8Gi"}}}
     with pytest.raises(AllotmentError) as info:
-        yield_defaults(kubernetes_parts(resolved), resolved, user)
+        fit(resolved, None, user, user_source="container_resources")
     assert str(info.value) == (
         "step 'step': retry_memory_factor=1.5 from @resources has retry_memory_factor, but its memory comes from the "
         "container's own resources, which allotment cannot grow on a retry; give memory in the spec "
         "(e.g. @resources(memory=...)) so that allotment can grow it"
     )
     plain = resolve(spec_of(resources(cpu=2)(lambda: None)))
-    assert "memory" not in yield_defaults(kubernetes_parts(plain), plain, user)["resources"]["requests"]  # a default yields
+    fitted = fit(plain, None, user, user_source="container_resources")
+    assert fitted.value("memory") is None  # a default yields ...
+    assert fitted.merged.to_dict()["resources"]["requests"]["memory"] == "8Gi"  # ... to the user's own

@@ -1,4 +1,4 @@
-"""Policy (DESIGN §6): caps, allowed GPU types, runtime rules; YAML and TOML files."""
+"""Policy (docs/design.md §6): caps, allowed GPU types, runtime rules; YAML and TOML files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Resolution (DESIGN §2): max over step sources and `with`, defaults fill gaps, `set` replaces,
+"""Resolution (docs/design.md §2): max over step sources and `with`, defaults fill gaps, `set` replaces,
 policy checks last; provenance; and the algebraic laws of merging."""
 
 from __future__ import annotations
@@ -448,6 +448,26 @@ def test_text_conflict_fails_in_either_order() -> None:
         "gpu_type='H100' from @resources conflicts with gpu_type='L4' from @kubernetes; "
         "text fields must agree across sources; remove one, or replace it with a 'set' override"
     }
+
+
+def test_resolve_combines_sources_with_the_merge_the_laws_above_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The laws above hold for the code resolve() runs: it combines every step source and applying
+    `with` spec with one Contributions.merge, so a step's result is that merge's winners."""
+    calls: list[int] = []
+    real = Contributions.merge
+
+    def spy(self: Contributions, *others: Contributions, step: str | None = None) -> Contributions:
+        calls.append(len(others))
+        return real(self, *others, step=step)
+
+    monkeypatch.setattr(Contributions, "merge", spy)
+    step = StepSpec("train", (Layer("resources", Resources(cpu=4, memory=8192)), Layer("batch", Resources(cpu=2, memory=16384))))
+    withs = parse_withs(["batch:cpu=8", "kubernetes:gpu=1"])
+    resolved = resolve(step, backend="batch", withs=withs, extra=[(Resources(disk=100), Source("resources=", "on X"))])
+    assert calls == [4]  # @resources, @batch, resources=, the batch `with` (the kubernetes one does not apply)
+    expected = real(*(Contributions.of(r, Source(k)) for r, k in [(Resources(cpu=4, memory=8192), "@resources")]))
+    assert resolved.value("cpu") == 8000 and resolved.value("memory") == 16384 and resolved.value("disk") == 100
+    assert expected.items <= resolved.contributions.items
 
 
 # Laws through resolve(): decorators and `with` specs as a user writes them.

@@ -1,4 +1,4 @@
-"""Job-definition revisions that carry what AWS Batch cannot take at submit (DESIGN §5).
+"""Job-definition revisions that carry what AWS Batch cannot take at submit (docs/design.md, "AWS Batch").
 
 ``linuxParameters.sharedMemorySize`` (EC2), ``ephemeralStorage`` (Fargate) and the EKS
 ``/dev/shm`` volume live only in a job definition. From the user's base job definition (its
@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from .awsbatch import BatchPlan
-from .errors import AllotmentError
-from .k8s import DSHM, SHM_PATH
+from ..errors import AllotmentError
+from ..targets import SHM_PATH, SHM_VOLUME
+from .compile import BatchPlan
 
 __all__ = [
     "DIGEST_TAG",
@@ -213,7 +213,7 @@ def _merge_eks(
             f"has a volume named {volume['name']!r} not mounted at {SHM_PATH}",
             base,
             step,
-            f"rename that volume; allotment adds {DSHM!r} for shared_memory",
+            f"rename that volume; allotment adds {SHM_VOLUME!r} for shared_memory",
         )
     volumes.append(copy.deepcopy(volume))
     mounts.append(copy.deepcopy(mount))
@@ -236,7 +236,7 @@ def derive_job_definition(
     """The job definition ``base`` (as DescribeJobDefinitions returns it) with ``fields`` (a
     :attr:`BatchPlan.job_definition_fields`) merged in, named ``<base>-allot-<digest>``.
 
-    Scalars from the spec replace the base's (noted); on ``eks`` the ``dshm`` volume is added
+    Scalars from the spec replace the base's (noted); on ``eks`` the shared-memory volume is added
     and mounted at ``/dev/shm`` in ``container`` (default: the first), or an existing
     ``emptyDir`` Memory volume at ``/dev/shm`` is resized. A base of the wrong platform, a
     multi-node base, or a ``/dev/shm`` mount that is no memory ``emptyDir`` is an error.

@@ -1,10 +1,11 @@
-"""Merging allotment's AWS Batch overrides with the user's own (DESIGN §2.3, §5, §7b).
+"""Merging allotment's AWS Batch overrides with the user's own (docs/design.md, "Sources and
+precedence" and "AWS Batch").
 
 A face that submits (the Airflow BatchOperator) or that hands a SubmitJob fragment to an
 executor (the AwsBatchExecutor's ``executor_config``) has the user's own overrides too:
 ``containerOverrides`` (``command``, ``environment``, ``resourceRequirements``, ...) or an
 ``eksPropertiesOverride``. The rules, the same as for Kubernetes pods
-(:func:`allotment.k8s.merge_parts`):
+(:func:`allotment.kubernetes.fit`):
 
 * the user's entries are kept; allotment adds its own;
 * a value that only a default decided (the workflow's defaults or the seed defaults) yields
@@ -16,11 +17,9 @@ executor (the AwsBatchExecutor's ``executor_config``) has the user's own overrid
 values as numbers (``"4"`` equals ``"4.0"``). The deprecated ``containerOverrides.vcpus`` and
 ``.memory`` count as the user's VCPU and MEMORY.
 
-For the AwsBatchExecutor, :func:`executor_config` builds the camelCase SubmitJob fragment the
-executor merges into its ``[aws_batch_executor]`` SubmitJob kwargs with Airflow's
-``merge_dicts``, which replaces lists instead of joining them: so the fragment always carries
-the **complete** ``resourceRequirements`` list (VCPU and MEMORY at least), completed from the
-executor's own configured list where allotment sets no value or only a default.
+A caller whose result will *replace* a configured list rather than join it (the Airflow
+face's AwsBatchExecutor config) passes that list as ``base``: its entries complete the result
+where allotment sets no value or only a default.
 
 Engine-free: plain dicts in, plain dicts out; nothing here calls AWS.
 """
@@ -32,46 +31,29 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-from .awsbatch import BatchPlan
-from .errors import AllotmentError
-from .k8s import merge_parts
-from .k8s_user import DEFAULT_KINDS, yield_defaults
-from .model import describe_value
-from .resolve import Resolved
+from ..errors import AllotmentError
+from ..kubernetes import DEFAULT_KINDS, PodParts, fit
+from ..model import describe_value
+from ..resolve import Resolved
+from ..targets import TARGETS
+from .compile import BatchPlan
 
 __all__ = [
     "DEPRECATED_KEYS",
     "REQUIREMENT_FIELDS",
-    "SNAKE_CASE_KEYS",
-    "executor_config",
     "merge_container_overrides",
     "merge_eks_properties_override",
     "merge_requirements",
     "merge_submit_overrides",
 ]
 
-REQUIREMENT_FIELDS: Final[Mapping[str, str]] = {"VCPU": "cpu", "MEMORY": "memory", "GPU": "gpu"}
+REQUIREMENT_FIELDS: Final[Mapping[str, str]] = {str(t.batch): name for name, t in TARGETS.items() if t.batch}
 """``resourceRequirements`` type -> the allotment field it carries."""
 
 DEPRECATED_KEYS: Final[Mapping[str, str]] = {"vcpus": "VCPU", "memory": "MEMORY"}
 """Deprecated ``containerOverrides`` members -> the requirement type they set."""
 
-SNAKE_CASE_KEYS: Final[Mapping[str, str]] = {
-    "container_overrides": "containerOverrides",
-    "eks_properties_override": "eksPropertiesOverride",
-    "ecs_properties_override": "ecsPropertiesOverride",
-    "node_overrides": "nodeOverrides",
-    "retry_strategy": "retryStrategy",
-    "share_identifier": "shareIdentifier",
-    "scheduling_priority_override": "schedulingPriorityOverride",
-    "array_properties": "arrayProperties",
-    "propagate_tags": "propagateTags",
-}
-"""snake_case keys a user may write in ``executor_config`` -> the SubmitJob member meant. The
-AwsBatchExecutor passes ``executor_config`` to SubmitJob unchanged (no camelizing), so a
-snake_case key would be an unknown parameter there."""
-
-_ORDER: Final = ("VCPU", "MEMORY", "GPU")
+_ORDER: Final = tuple(REQUIREMENT_FIELDS)
 _ALLOTMENT_SPEC: Final = "allotment's spec"
 
 
@@ -137,7 +119,7 @@ def merge_requirements(
     base: Any = None,
     where: str = "containerOverrides.resourceRequirements",
 ) -> list[dict[str, Any]]:
-    """allotment's ``resourceRequirements`` (``ours``, from a :class:`~allotment.awsbatch.BatchPlan`)
+    """allotment's ``resourceRequirements`` (``ours``, from a :class:`~allotment.batch.compile.BatchPlan`)
     merged with the user's (``user``, a list; ``user_deprecated``: the deprecated ``vcpus`` /
     ``memory`` members beside it), in the order VCPU, MEMORY, GPU, then any other type.
 
@@ -219,7 +201,7 @@ def merge_eks_properties_override(ours: Mapping[str, Any], user: Any, resolved: 
     allotment's container entry applies to the user's entry with the same ``name`` (when
     allotment names one, from the operator's ``eks_container``), else to the user's first
     entry; a user without container entries gets allotment's. Its ``resources`` merge as on
-    Kubernetes (:func:`allotment.k8s.merge_parts`): defaults yield, conflicts are errors.
+    Kubernetes (:func:`allotment.kubernetes.fit`): defaults yield, conflicts are errors.
     Everything else of the user's (pod metadata, other containers, env, command) is kept.
     """
     if user is not None and not isinstance(user, Mapping):
@@ -237,14 +219,15 @@ def merge_eks_properties_override(ours: Mapping[str, Any], user: Any, resolved: 
     if target is None:
         containers.append(copy.deepcopy(dict(entry)))
         return out
-    mine = yield_defaults({"resources": entry["resources"]}, resolved, {"resources": target.get("resources") or {}})
-    merged = merge_parts(
-        mine,
+    fitted = fit(
+        resolved,
+        None,
         {"resources": target.get("resources") or {}},
-        step=resolved.step,
         user_source=f"{user_source} (eksPropertiesOverride container {target.get('name') or 0!r})",
+        ours=PodParts.from_dict({"resources": entry["resources"]}),
     )
-    target["resources"] = {section: values for section, values in (merged.get("resources") or {}).items() if values}
+    resources = fitted.merged.resources
+    target["resources"] = {section: values for section, values in (resources.to_dict() if resources else {}).items() if values}
     return out
 
 
@@ -272,69 +255,4 @@ def merge_submit_overrides(
         )
         if container_overrides is not None:
             out["containerOverrides"] = copy.deepcopy(container_overrides)
-    return out
-
-
-def executor_config(
-    plan: BatchPlan,
-    resolved: Resolved,
-    user_config: Mapping[str, Any] | None = None,
-    *,
-    base: Mapping[str, Any] | None = None,
-    user_source: str = "executor_config",
-) -> dict[str, Any]:
-    """The ``executor_config`` of a task on the AwsBatchExecutor: the user's own, with
-    ``containerOverrides.resourceRequirements`` set to the complete list the spec asks for.
-
-    ``base``: the executor's SubmitJob kwargs (``[aws_batch_executor]``), whose own
-    ``containerOverrides.resourceRequirements`` the result replaces; its entries stand where
-    allotment sets nothing or only a default. The executor submits every task with the one
-    job definition of its configuration and runs no EKS jobs, so a spec needing a
-    job-definition revision (shared memory; disk on Fargate) or platform ``eks`` is an error.
-    """
-    step = resolved.step
-    config: dict[str, Any] = copy.deepcopy(dict(user_config or {}))
-    for key, camel in SNAKE_CASE_KEYS.items():
-        if key in config:
-            raise AllotmentError(
-                f"{user_source} has the key {key!r}; the AwsBatchExecutor passes executor_config to SubmitJob as it is",
-                step=step,
-                accepted=f"write SubmitJob's camelCase name {camel!r}",
-            )
-    if plan.platform == "eks":
-        raise AllotmentError(
-            "runs on the AwsBatchExecutor, which submits no EKS jobs (platform 'eks')",
-            step=step,
-            field="platform",
-            value=plan.platform,
-            source=plan.platform_source,
-            accepted="use platform 'ec2' or 'fargate', or allotment's BatchOperator for an EKS-backed queue",
-        )
-    if plan.needs_job_definition:
-        fields = ", ".join(_paths(plan.job_definition_fields))
-        raise AllotmentError(
-            f"needs a job-definition revision ({fields}), which the AwsBatchExecutor cannot use: it submits every task "
-            "with the job definition of its [aws_batch_executor] configuration",
-            step=step,
-            accepted="run this step with allotment's BatchOperator (it registers the revision when the task runs), "
-            "or drop the field and size it in the executor's job definition",
-        )
-    config["containerOverrides"] = merge_container_overrides(
-        plan.submit_overrides["containerOverrides"],
-        config.get("containerOverrides"),
-        resolved,
-        user_source=user_source,
-        base=(base or {}).get("containerOverrides"),
-    )
-    return config
-
-
-def _paths(fields: Mapping[str, Any], prefix: str = "") -> list[str]:
-    out: list[str] = []
-    for key, value in fields.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out += _paths(value, f"{path}.")
-        else:
-            out.append(path)
     return out

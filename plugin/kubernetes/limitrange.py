@@ -22,10 +22,10 @@ cpu                 ``cpu``                             the cap                 
 memory              ``memory``                          the cap                      4096Mi (the seed
                                                                                      default), or the
                                                                                      cap if lower
-disk                ``ephemeral-storage``               the cap                      0
+disk                the disk key                        the cap                      0
 gpu                 every GPU vendor's key              0                            0
-                    (``nvidia.com/gpu``, ``amd.com/gpu``,
-                    ...) and ``nvidia.com/mig-<profile>``
+                    (:data:`allotment.targets.GPU_VENDOR_KEYS`,
+                    ...) and the key of each MIG profile
                     for MIG profiles in ``gpu_types``
 =================== =================================== ============================ ==================
 
@@ -34,7 +34,7 @@ Why the defaults are explicit: for a ``Container`` item the API server defaults 
 in ``pkg/apis/core/v1/defaults.go``), and the LimitRanger admission plugin fills every
 container's missing limits and requests from them. With ``max`` alone, every container that
 does not say otherwise (Argo's own ``init`` and ``wait`` containers included) would request the
-caps: ``nvidia.com/gpu: 8``, 32 cores, 256Gi, 500Gi of node disk, and nothing would schedule.
+caps: 8 NVIDIA GPUs, 32 cores, 256Gi, 500Gi of node disk, and nothing would schedule.
 So a container without resources requests what allotment's seed defaults give a step (1 core,
 4096 MiB), no GPU and no reserved disk (as without a LimitRange: its disk request is 0, so it
 reserves none and is evicted past the cap), and may burst to the cpu and memory caps. The
@@ -59,7 +59,8 @@ reads it as no limit, and it passes ``max``). Not expressible in a LimitRange:
 ``shared_memory`` (an ``emptyDir`` size; it counts against the memory limit, which is capped),
 ``gpu_types`` (node labels), and ``runtime.caps`` (the cluster cannot tell a submit parameter
 from a compiled value). No ResourceQuota is rendered: the policy has no namespace totals.
-This module is plain data: no Kubernetes client, no Hera.
+This module is plain data: no Kubernetes client, no Hera (it compiles the policy, not a step, so it lives
+in the core's Kubernetes package, and every face and the CLI share it).
 """
 
 from __future__ import annotations
@@ -68,13 +69,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from allotment.errors import AllotmentError
-from allotment.fields import GPU_VENDORS, MIG_PROFILE
-from allotment.k8s import gpu_key
-from allotment.policy import Policy, load_policy
-from allotment.quantity import format_cpu, format_mib
-from allotment.resolve import SEED_DEFAULTS
-from allotment.settings import Settings
+from ..errors import AllotmentError
+from ..policy import Policy, load_policy
+from ..quantity import format_cpu, format_mib
+from ..resolve import SEED_DEFAULTS
+from ..settings import Settings
+from ..targets import GPU_VENDOR_KEYS, MIG_PROFILE, TARGETS, gpu_key
 
 __all__ = ["NAME", "limit_range", "render"]
 
@@ -90,18 +90,19 @@ def limit_range(policy: Policy, namespace: str | None = None, name: str = NAME) 
     maximum: dict[str, str] = {}
     default: dict[str, str] = {}
     default_request: dict[str, str] = {}
+    cpu, memory, disk = (str(TARGETS[f].kubernetes) for f in ("cpu", "memory", "disk"))
     if caps.cpu is not None:
-        maximum["cpu"] = default["cpu"] = format_cpu(caps.cpu)
-        default_request["cpu"] = format_cpu(min(caps.cpu, SEED_DEFAULTS.cpu or caps.cpu))
+        maximum[cpu] = default[cpu] = format_cpu(caps.cpu)
+        default_request[cpu] = format_cpu(min(caps.cpu, SEED_DEFAULTS.cpu or caps.cpu))
     if caps.memory is not None:
-        maximum["memory"] = format_mib(caps.memory)
-        default["memory"] = format_mib(caps.memory)
-        default_request["memory"] = format_mib(min(caps.memory, SEED_DEFAULTS.memory or caps.memory))
+        maximum[memory] = format_mib(caps.memory)
+        default[memory] = format_mib(caps.memory)
+        default_request[memory] = format_mib(min(caps.memory, SEED_DEFAULTS.memory or caps.memory))
     if caps.disk is not None:
-        maximum["ephemeral-storage"] = default["ephemeral-storage"] = format_mib(caps.disk)
-        default_request["ephemeral-storage"] = "0"
+        maximum[disk] = default[disk] = format_mib(caps.disk)
+        default_request[disk] = "0"
     if caps.gpu is not None:
-        keys = {gpu_key(vendor, None) for vendor in GPU_VENDORS}
+        keys = {gpu_key(vendor, None) for vendor in GPU_VENDOR_KEYS}
         keys |= {gpu_key("nvidia", t) for t in policy.gpu_types or () if MIG_PROFILE.fullmatch(t)}
         for key in sorted(keys):
             maximum[key] = str(caps.gpu)

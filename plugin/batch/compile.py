@@ -1,9 +1,7 @@
-"""The AWS Batch compiler (DESIGN §5): a resolved spec to plain SubmitJob and job-definition data.
+"""The AWS Batch compiler: a resolved spec to plain SubmitJob and job-definition data
+(docs/design.md, "AWS Batch").
 
-(Named ``awsbatch``, not ``batch``: importing a submodule ``allotment.batch`` would rebind the
-package attribute ``allotment.batch``, the ``@batch`` decorator, to the module.)
-
-No boto3 here (``import allotment`` stays light); :mod:`allotment.jobdefs` registers the
+No boto3 here (``import allotment`` stays light); :mod:`allotment.batch.jobdefs` registers the
 job-definition revisions, taking any boto3-like client. Values AWS wants as strings are
 strings. Every rounding is reported in :attr:`BatchPlan.notes`, which ``allotment explain``
 and ``allotment render --target batch`` show.
@@ -13,15 +11,16 @@ spec           ``ec2`` (EC2 / Spot)                  ``fargate``                
 =============  ====================================  ===================================  ===========================================
 cpu            VCPU, whole vCPUs >= 1 (rounded up)   VCPU of the smallest valid pair      ``requests.cpu``, a multiple of 0.25 (up)
 memory         MEMORY, MiB >= 4                      MEMORY of that pair (rounded up)     ``requests`` = ``limits`` ``memory`` ``<N>Mi``
-gpu            GPU (count)                           error: Fargate has no GPUs           ``nvidia.com/gpu`` requests = limits
+gpu            GPU (count)                           error: Fargate has no GPUs           the NVIDIA GPU key, requests = limits
 shared_memory  job definition ``linuxParameters``    error                                job definition volume ``emptyDir`` Memory at
                ``.sharedMemorySize``                                                      ``/dev/shm``
-disk           warning: launch template sizes it     job definition ``ephemeralStorage``  ``ephemeral-storage`` requests = limits
+disk           warning: launch template sizes it     job definition ``ephemeralStorage``  the disk key, requests = limits
                                                      ``.sizeInGiB`` (21–200, rounded up)
 =============  ====================================  ===================================  ===========================================
 
 The platform of a step: ``@batch(platform=...)``, else the caller's (the CLI's
-``--platform``), else ``ec2``. AWS Batch schedules whole NVIDIA GPUs only, so another
+``--platform``, an operator's ``platform=``; the caller names its source), else ``ec2``.
+Keys on EKS come from :mod:`allotment.targets`. AWS Batch schedules whole NVIDIA GPUs only, so another
 ``gpu_vendor`` or a MIG ``gpu_type`` is an error; a ``gpu_type`` is chosen by the job
 queue's compute environment (its instance types), which allotment notes but does not set.
 """
@@ -31,22 +30,19 @@ from __future__ import annotations
 import copy
 import math
 import re
-import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from .errors import AllotmentError
-from .fields import MIG_PROFILE
-from .k8s import DSHM, NVIDIA_GPU, SHM_PATH
-from .model import describe_value
+from ..errors import AllotmentError, AllotmentWarning
+from ..model import describe_value
+from ..targets import MIG_PROFILE, NVIDIA_GPU, SHM_PATH, SHM_VOLUME, TARGETS
 
 if TYPE_CHECKING:  # annotations only
-    from .resolve import Resolved
+    from ..resolve import Resolved
 
 __all__ = [
     "DEFAULT_PLATFORM",
@@ -55,16 +51,12 @@ __all__ = [
     "JOB_DEFINITION_PLACEHOLDER",
     "JOB_QUEUE_PLACEHOLDER",
     "PLATFORMS",
-    "AllotmentWarning",
     "BatchPlan",
-    "batch_effects",
-    "batch_notes",
     "batch_platform",
     "compile_batch",
     "fargate_size",
     "format_vcpu",
     "job_name",
-    "render",
 ]
 
 PLATFORMS: Final = ("ec2", "fargate", "eks")
@@ -113,11 +105,6 @@ _NVIDIA: Final = ("nvidia", NVIDIA_GPU)
 _JOB_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]")
 
 
-class AllotmentWarning(UserWarning):
-    """A spec value that a platform cannot apply and that allotment therefore leaves out
-    (for example ``disk`` on AWS Batch EC2). The text is in :attr:`BatchPlan.warnings` too."""
-
-
 @dataclass(frozen=True)
 class BatchPlan:
     """What one step becomes on AWS Batch.
@@ -125,7 +112,7 @@ class BatchPlan:
     ``submit_overrides``: the SubmitJob members allotment sets, ``{"containerOverrides": ...}``
     (ec2, fargate) or ``{"eksPropertiesOverride": ...}`` (eks). ``job_definition_fields``:
     fields only a job definition can carry (possibly empty), as a fragment of a
-    RegisterJobDefinition request that :func:`allotment.jobdefs.derive_job_definition`
+    RegisterJobDefinition request that :func:`allotment.batch.jobdefs.derive_job_definition`
     merges into the user's base job definition. ``effects``: field -> what it becomes, in
     words. ``notes`` include every rounding; ``warnings`` are values left out.
     """
@@ -149,14 +136,15 @@ class BatchPlan:
         return bool(self.job_definition_fields)
 
 
-def batch_platform(resolved: Resolved, platform: str | None = None) -> tuple[str, str]:
+def batch_platform(resolved: Resolved, platform: str | None = None, platform_source: str = "--platform") -> tuple[str, str]:
     """The platform a step runs on, and where that came from: ``@batch(platform=...)``, else
-    ``platform`` (the caller's, e.g. the CLI's ``--platform``), else ``ec2``."""
+    ``platform`` (the caller's, named by ``platform_source``: the CLI's ``--platform``, an
+    operator's ``platform=``), else ``ec2``."""
     chosen = resolved.options.get("platform")
     if chosen:
         source = "@batch(platform=...)"
     elif platform:
-        chosen, source = platform, "--platform"
+        chosen, source = platform, platform_source
     else:
         chosen, source = DEFAULT_PLATFORM, "default"
     if chosen not in PLATFORMS:
@@ -335,7 +323,7 @@ class _Compiler:
             )
         size = fargate_size(cpu, memory)
         if size is None:  # pragma: no cover - every cpu <= 32 vCPU and memory <= the largest fits
-            raise self.error("memory", "fits no Fargate size", "see the Fargate sizes in DESIGN §5")
+            raise self.error("memory", "fits no Fargate size", "see the Fargate sizes in docs/design.md")
         vcpu, mib = size
         pair = f"Fargate size {format_vcpu(vcpu)} vCPU / {mib} MiB"
         requirements: list[dict[str, str]] = []
@@ -381,21 +369,24 @@ class _Compiler:
         cpu, memory, gpu, disk = self.value("cpu"), self.value("memory"), self.value("gpu"), self.value("disk")
         if cpu is not None:
             rounded = max(EKS_CPU_STEP, math.ceil(cpu / EKS_CPU_STEP) * EKS_CPU_STEP)
-            requests["cpu"] = format_vcpu(rounded)
-            self.effects["cpu"] = f"eksPropertiesOverride requests.cpu {requests['cpu']}"
+            key = str(TARGETS["cpu"].kubernetes)
+            requests[key] = format_vcpu(rounded)
+            self.effects["cpu"] = f"eksPropertiesOverride requests.{key} {requests[key]}"
             if rounded != cpu:
-                self.note(f"cpu {self.shown('cpu')} rounded up to cpu {requests['cpu']}: EKS-backed Batch takes multiples of 0.25 vCPU")
+                self.note(f"cpu {self.shown('cpu')} rounded up to cpu {requests[key]}: EKS-backed Batch takes multiples of 0.25 vCPU")
                 self.effects["cpu"] += f" (rounded up from {self.shown('cpu')})"
         if memory is not None:
             mib = max(EC2_MIN_MEMORY, memory)
-            requests["memory"] = limits["memory"] = f"{mib}Mi"
+            key = str(TARGETS["memory"].kubernetes)
+            requests[key] = limits[key] = f"{mib}Mi"
             self.effects["memory"] = f"eksPropertiesOverride requests/limits.memory {mib}Mi"
             if mib != memory:
                 self.note(f"memory {self.shown('memory')} raised to {mib}Mi: AWS Batch needs at least {EC2_MIN_MEMORY} MiB")
                 self.effects["memory"] += f" (raised from {self.shown('memory')})"
         if disk is not None:
-            requests["ephemeral-storage"] = limits["ephemeral-storage"] = f"{disk}Mi"
-            self.effects["disk"] = f"eksPropertiesOverride requests/limits.ephemeral-storage {disk}Mi"
+            key = str(TARGETS["disk"].kubernetes)
+            requests[key] = limits[key] = f"{disk}Mi"
+            self.effects["disk"] = f"eksPropertiesOverride requests/limits.{key} {disk}Mi"
         if gpu:
             requests[NVIDIA_GPU] = limits[NVIDIA_GPU] = str(gpu)
             self.effects["gpu"] = f"eksPropertiesOverride requests/limits.{NVIDIA_GPU} {gpu}"
@@ -408,11 +399,13 @@ class _Compiler:
         if shm is not None:
             job_definition["eksProperties"] = {
                 "podProperties": {
-                    "volumes": [{"name": DSHM, "emptyDir": {"medium": "Memory", "sizeLimit": f"{shm}Mi"}}],
-                    "containers": [{"volumeMounts": [{"name": DSHM, "mountPath": SHM_PATH}]}],
+                    "volumes": [{"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": f"{shm}Mi"}}],
+                    "containers": [{"volumeMounts": [{"name": SHM_VOLUME, "mountPath": SHM_PATH}]}],
                 }
             }
-            self.effects["shared_memory"] = f"job definition volume {DSHM} (emptyDir Memory, {shm}Mi) at {SHM_PATH} (a derived revision)"
+            self.effects["shared_memory"] = (
+                f"job definition volume {SHM_VOLUME} (emptyDir Memory, {shm}Mi) at {SHM_PATH} (a derived revision)"
+            )
             self.note(
                 f"shared_memory {self.shown('shared_memory')} needs a job-definition revision with an emptyDir Memory volume at "
                 f"{SHM_PATH}; allotment derives it from the base job definition at submit"
@@ -420,19 +413,27 @@ class _Compiler:
         return {"eksPropertiesOverride": {"podProperties": {"containers": [entry]}}}, job_definition
 
 
-def compile_batch(resolved: Resolved, platform: str | None = None, *, container: str | None = None, warn: bool = True) -> BatchPlan:
+def compile_batch(
+    resolved: Resolved,
+    platform: str | None = None,
+    *,
+    platform_source: str = "--platform",
+    container: str | None = None,
+    warn: bool = True,
+) -> BatchPlan:
     """Compile one resolved step for AWS Batch.
 
-    ``platform``: the caller's choice (e.g. the CLI's ``--platform``); the step's
+    ``platform``: the caller's choice, named by ``platform_source`` (the CLI's ``--platform``, an
+    operator's ``platform=``); the step's
     ``@batch(platform=...)`` wins over it, ``ec2`` is the default. ``container``: on ``eks``,
     the name of the job definition's container to override (default: none named, the first).
     ``warn``: also issue each warning as an :class:`AllotmentWarning` (they are always in
     :attr:`BatchPlan.warnings`). Raises :class:`~allotment.errors.AllotmentError` for what the
     platform cannot run (a GPU or shared memory on Fargate, a size beyond Fargate's largest...).
     """
-    chosen, source = batch_platform(resolved, platform)
+    chosen, source = batch_platform(resolved, platform, platform_source)
     compiler = _Compiler(resolved, chosen)
-    if platform and source != "--platform" and platform != chosen:
+    if platform and source != platform_source and platform != chosen:
         compiler.note(f"platform {chosen} from {source} (not {platform} from the caller)")
     if chosen == "fargate":
         overrides, job_definition = compiler.fargate()
@@ -453,70 +454,3 @@ def compile_batch(resolved: Resolved, platform: str | None = None, *, container:
         effects=MappingProxyType(compiler.effects),
         platform_source=source,
     )
-
-
-def batch_effects(resolved: Resolved, profile: object = None) -> dict[str, str]:
-    """Field -> what it becomes on AWS Batch, in words, for ``allotment explain`` (the step's
-    ``@batch(platform=...)``, else ec2). ``profile`` is unused: Batch has no node selectors."""
-    del profile
-    plan = compile_batch(resolved, warn=False)
-    return dict(plan.effects)
-
-
-def batch_notes(resolved: Resolved, platform: str | None = None) -> tuple[str, ...]:
-    """What compiling for AWS Batch adds to the step's own notes (roundings, job-definition
-    revisions, warnings), for ``allotment explain``; issues no warning."""
-    plan = compile_batch(resolved, platform, warn=False)
-    return plan.notes[len(resolved.notes) :]
-
-
-def render(paths: Sequence[Path], settings: Any, options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """``allotment render --target batch``: one document per step that runs on AWS Batch.
-
-    Each has ``step``, ``file``, ``platform``, ``submitJob`` (the SubmitJob request:
-    ``jobName`` is the step, ``jobQueue`` and ``jobDefinition`` come from ``@batch(queue=...,
-    job_definition=...)`` or are the placeholders ``<job-queue>`` and ``<job-definition>``),
-    ``jobDefinitionFields`` when a job-definition revision must carry part of the spec, and
-    ``notes`` and ``warnings`` when there are any. ``options["platform"]`` (the CLI's
-    ``--platform``) applies to steps whose ``@batch`` names none. Steps pinned to another
-    backend are skipped with a note on stderr; warnings also go to stderr.
-    """
-    from .render import resolved_steps
-
-    platform = (options or {}).get("platform")
-    documents: list[dict[str, Any]] = []
-    for step, resolved in resolved_steps(paths, settings, "batch"):
-        plan = compile_batch(resolved, platform, warn=False)
-        for text in plan.warnings:
-            print(f"allotment: warning: {text}", file=sys.stderr)
-        queue = resolved.options.get("queue")
-        definition = resolved.options.get("job_definition")
-        notes = list(plan.notes)
-        if not queue:
-            notes.append(f"jobQueue {JOB_QUEUE_PLACEHOLDER} is a placeholder: name the queue with @batch(queue=...)")
-        if not definition:
-            notes.append(
-                f"jobDefinition {JOB_DEFINITION_PLACEHOLDER} is a placeholder: name the base job definition with @batch(job_definition=...)"
-            )
-        if plan.needs_job_definition:
-            notes.append(
-                "at submit, allotment registers (once) a revision of the base job definition carrying jobDefinitionFields, named "
-                "'<base>-allot-<12 hex of its content>', and submits with it"
-            )
-        name = job_name(step.name)
-        if name != step.name:
-            notes.append(f"jobName {name!r}: the step name made valid for AWS Batch (letters, digits, '-', '_')")
-        document: dict[str, Any] = {
-            "step": step.name,
-            "file": step.file.as_posix(),
-            "platform": plan.platform,
-            "submitJob": plan.submit_job_request(name, str(queue or JOB_QUEUE_PLACEHOLDER), str(definition or JOB_DEFINITION_PLACEHOLDER)),
-        }
-        if plan.needs_job_definition:
-            document["jobDefinitionFields"] = copy.deepcopy(dict(plan.job_definition_fields))
-        if notes:
-            document["notes"] = notes
-        if plan.warnings:
-            document["warnings"] = list(plan.warnings)
-        documents.append(document)
-    return documents

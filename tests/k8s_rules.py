@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from .quantity import QuantityError, parse_quantity
+from allotment.quantity import QuantityError, parse_quantity
 
 __all__ = ["pod_problems"]
 

@@ -1,0 +1,138 @@
+"""Making an Airflow task allotment-aware when its DAG file is parsed: :func:`setup`.
+
+What the spec sizes is decided by the task's operator first (a pod or Batch operator sizes what
+it launches), then by the executor it runs on (:func:`task_target`). :func:`setup` records the
+task's :class:`~allotment.airflow.tasks.TaskSpec`, resolves it now (a bad spec raises here,
+which is the DAG file's import error), fills Airflow's ``resources``, checks what it launches
+(a pod's merged arguments, a Batch job's overrides), and, for a worker on the
+KubernetesExecutor or the AwsBatchExecutor, fills its ``executor_config``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator as _KubernetesPodOperator
+from allotment.facade import AllotmentError, Resolved, Settings, Source, StepSpec, agree_option, spec_of
+
+from .batch_jobs import check_operator
+from .config import active_settings
+from .executors import batch_executor_config, on_batch_executor, on_kubernetes_executor, pod_override_config
+from .kube import merged_pod_arguments
+from .tasks import ATTR, BATCH_WORKER, JOB, POD, WORKER, TaskSpec, airflow_resources, defaults_from, resources_from_airflow
+
+__all__ = ["is_batch_operator", "pod_arguments", "setup", "step_spec", "task_target"]
+
+_BATCH_OPERATOR_MODULE = "airflow.providers.amazon.aws.operators.batch"
+
+
+def is_batch_operator(task: Any) -> bool:
+    """True for the amazon provider's BatchOperator (and subclasses), without importing the provider."""
+    module = sys.modules.get(_BATCH_OPERATOR_MODULE)
+    return module is not None and isinstance(task, module.BatchOperator)
+
+
+def task_target(task: Any) -> tuple[str | None, str | None]:
+    """``(backend, target)`` of a task (see :class:`~allotment.airflow.tasks.TaskSpec`): what its
+    spec sizes, decided by its operator first (a pod or Batch operator sizes what it launches),
+    then by the executor it runs on."""
+    if isinstance(task, _KubernetesPodOperator):
+        return "kubernetes", POD
+    if is_batch_operator(task):
+        return "batch", JOB
+    if on_kubernetes_executor(task):
+        return "kubernetes", WORKER
+    if on_batch_executor(task):
+        return "batch", BATCH_WORKER
+    return None, None
+
+
+def step_spec(task: Any, step: Any = None) -> StepSpec | None:
+    """The spec on the task's callable, or on ``step`` (an operator's ``step=``); both is an error."""
+    function = getattr(task, "python_callable", None)
+    own = spec_of(function) if function is not None else None
+    given = spec_of(step) if step is not None else None
+    if step is not None and given is None:
+        raise AllotmentError(
+            f"step={step!r} on {type(task).__name__} carries no allotment spec",
+            step=str(task.task_id),
+            accepted="pass a function decorated with @resources, @kubernetes or @batch",
+        )
+    if own is not None and given is not None and own is not given:
+        raise AllotmentError(
+            f"has a spec on its callable and another from step= on {type(task).__name__}",
+            step=str(task.task_id),
+            accepted="give the spec in one place",
+        )
+    return given or own
+
+
+def setup(
+    task: Any,
+    *,
+    resources: Any = None,
+    retry_memory_factor: float | None = None,
+    default_args: Mapping[str, Any] | None = None,
+    fill_airflow_resources: bool = True,
+    step: Any = None,
+) -> TaskSpec:
+    """Make ``task`` allotment-aware: record its :class:`TaskSpec`, resolve it now (a bad spec raises
+    here, which is the DAG file's import error), fill Airflow's ``resources``, check what it
+    launches (a pod's merged arguments, a Batch job's overrides), and, for a worker on the
+    KubernetesExecutor or the AwsBatchExecutor, fill its ``executor_config``."""
+    step_id = str(task.task_id)
+    kind = type(task).__name__
+    spec = step_spec(task, step)
+    extra: list[tuple[Any, Source]] = []
+    given = resources_from_airflow(resources, step=step_id, source=f"resources= on {kind}")
+    if not given.is_empty():
+        extra.append((given, Source("resources=", f"on {kind}")))
+    if retry_memory_factor is not None:
+        factor = resources_from_airflow(
+            {"retry_memory_factor": retry_memory_factor}, step=step_id, source=f"retry_memory_factor= on {kind}"
+        )
+        extra.append((factor, Source("retry_memory_factor=", f"on {kind}")))
+    backend, target = task_target(task)
+    user_config = dict(getattr(task, "executor_config", None) or {})
+    spec_record = TaskSpec(step_id, spec, backend, target, defaults_from(default_args, step=step_id), tuple(extra), user_config)
+    settings = active_settings()
+    resolved = spec_record.resolve(settings)
+    object.__setattr__(task, ATTR, spec_record)
+    if fill_airflow_resources or getattr(task, "resources", None) is None:
+        task.resources = airflow_resources(resolved)
+    if target == POD:
+        _apply_kubernetes_options(task, spec_record)
+        pod_arguments(task, resolved, settings)  # a clash with the operator's own arguments fails now
+    elif target == WORKER:
+        task.executor_config = pod_override_config(resolved, settings.profile, user_config)
+    elif target == JOB:
+        check_operator(task, resolved)  # a clash with the operator's own overrides fails now
+    elif target == BATCH_WORKER:
+        task.executor_config = batch_executor_config(resolved, user_config)
+    return spec_record
+
+
+def _apply_kubernetes_options(task: Any, spec: TaskSpec) -> None:
+    """``@kubernetes(namespace=..., image=...)`` on the callable fills the operator's own, if unset."""
+    options = spec.spec.options("kubernetes") if spec.spec else {}
+    for option in ("namespace", "image"):
+        current = getattr(task, option, None)
+        chosen = agree_option(spec.task_id, option, current, f"on {type(task).__name__}", option, options.get(option), "kubernetes")
+        if chosen is not None and chosen != current:
+            setattr(task, option, chosen)
+
+
+def pod_arguments(task: Any, resolved: Resolved, settings: Settings) -> dict[str, Any]:
+    """The pod arguments for ``resolved``, merged with the operator's own."""
+    return merged_pod_arguments(
+        resolved,
+        settings.profile,
+        user_source=f"the {type(task).__name__}'s own container_resources/volumes/volume_mounts/node_selector/tolerations",
+        resources=task.container_resources,
+        volumes=list(task.volumes or []),
+        volume_mounts=list(task.volume_mounts or []),
+        node_selector=dict(task.node_selector or {}),
+        tolerations=list(task.tolerations or []),
+    )

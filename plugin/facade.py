@@ -1,0 +1,84 @@
+"""The faces' whole view of the core: every name ``allotment.airflow`` and ``allotment.argo`` use.
+
+A face translates these typed objects into engine objects and makes no resource decision of its
+own; ``import-linter`` (``pyproject.toml``, run by CI) forbids a face to import any other core
+module, the core to import a face, and one face to import the other. The names, by what a face
+does with them:
+
+================  =======================================================================
+read specs        :class:`Resources`, :class:`StepSpec`, :func:`spec_of`, :func:`innermost`,
+                  the decorators :func:`resources` and :func:`kubernetes` (to record a spec
+                  on an object that is no function), :data:`FIELDS`
+resolve           :class:`Settings` (``.resolve``, ``.with_config``, ``.policy``,
+                  ``.profile``) with :func:`load_settings`, :func:`current_settings`,
+                  :func:`using_settings` and :data:`ENV`; :class:`Source`; :class:`Resolved`
+                  (``.value``, ``.winners``, ``.retry_growth``, ``.with_memory_for_try``)
+runtime input     :func:`parse_runtime` (a run's block of ``with``/``set``/``tasks``),
+                  :func:`check_steps`, :class:`WithSpec`
+engine options    :func:`agree_option` (an engine argument vs. a decorator option)
+Kubernetes        :func:`fit_pod` (a spec fitted into the user's pod: :class:`PodFit`),
+                  :class:`PodParts`, :data:`SHM_VOLUME`
+targets           :data:`TARGETS`: each field's key on every target (Airflow's ``resources``
+                  form, Argo's parameter names)
+AWS Batch         :func:`compile_batch` (:class:`BatchPlan`), :func:`merge_submit_overrides`,
+                  :func:`merge_container_overrides`, :func:`ensure_job_definition`,
+                  :func:`job_name`, :data:`PLATFORMS`
+files             :class:`Step`, :func:`iter_steps`, :func:`load_module`, :func:`python_files`
+words             :class:`AllotmentError`, :func:`describe_value`
+================  =======================================================================
+"""
+
+from __future__ import annotations
+
+from .batch import PLATFORMS, BatchPlan, compile_batch, ensure_job_definition, job_name, merge_container_overrides, merge_submit_overrides
+from .decorators import StepSpec, agree_option, innermost, kubernetes, resources, spec_of
+from .discover import Step, iter_steps, load_module, python_files
+from .errors import AllotmentError
+from .fields import FIELDS
+from .kubernetes import PodFit, PodParts
+from .kubernetes import fit as fit_pod
+from .model import Resources, describe_value
+from .resolve import Resolved
+from .settings import ENV, Settings, current_settings, load_settings, using_settings
+from .sources import Source
+from .targets import SHM_VOLUME, TARGETS
+from .withspec import WithSpec, check_steps, parse_runtime
+
+__all__ = [
+    "ENV",
+    "FIELDS",
+    "PLATFORMS",
+    "SHM_VOLUME",
+    "TARGETS",
+    "AllotmentError",
+    "BatchPlan",
+    "PodFit",
+    "PodParts",
+    "Resolved",
+    "Resources",
+    "Settings",
+    "Source",
+    "Step",
+    "StepSpec",
+    "WithSpec",
+    "agree_option",
+    "check_steps",
+    "compile_batch",
+    "current_settings",
+    "describe_value",
+    "ensure_job_definition",
+    "fit_pod",
+    "innermost",
+    "iter_steps",
+    "job_name",
+    "kubernetes",
+    "load_module",
+    "load_settings",
+    "merge_container_overrides",
+    "merge_submit_overrides",
+    "parse_runtime",
+    "python_files",
+    "resources",
+    "spec_of",
+    "using_settings",
+]
