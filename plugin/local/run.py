@@ -187,7 +187,7 @@ class StepResult:
             else "ask for more memory"
         )
         return OOMKilled(
-            (self.reason or "OOMKilled").removeprefix("OOMKilled: "),
+            "was OOM-killed: " + (self.reason or "").removeprefix("OOMKilled: "),
             result=self,
             field="memory",
             value=None if limit is None else mib_text(limit),
