@@ -138,7 +138,8 @@ def find_memory_cgroup(proc: Path = Path("/proc"), environ: dict[str, str] | Non
     """Where this process can make memory cgroups for its steps, and a sentence saying what was found.
 
     Tried in order: the directory named by ``ALLOTMENT_LOCAL_CGROUP``; cgroup v2 (the process's
-    cgroup on a ``cgroup2`` mount, with the memory controller available to its children); cgroup v1
+    cgroup on a ``cgroup2`` mount, with the memory controller available to its children, else its
+    parent's, so the steps' cgroups are siblings of the process's own); cgroup v1
     (the process's cgroup in the ``memory`` hierarchy). Each is used only if a child cgroup can
     really be made there and given a memory cap (a probe cgroup is made and removed).
     """
@@ -161,9 +162,21 @@ def find_memory_cgroup(proc: Path = Path("/proc"), environ: dict[str, str] | Non
                 continue
             v2 = _under(mount_point, root, own[""])
             if v2 is None or not v2.is_dir():
+                reasons.append(f"this process's cgroup v2 directory is not under {mount_point}")
                 continue
             if _v2_usable(v2) and _can_make_child(v2, 2):
                 return MemoryCgroupSupport(2, v2), f"cgroup v2 under {v2}"
+            # v2 forbids processes in a cgroup whose children have controllers, so a process in a leaf
+            # (a systemd scope) puts its steps beside itself: under its parent, where it may move them.
+            parent = v2.parent
+            if (
+                v2 != Path(mount_point)
+                and parent != v2
+                and os.access(parent / "cgroup.procs", os.W_OK)
+                and _v2_usable(parent)
+                and _can_make_child(parent, 2)
+            ):
+                return MemoryCgroupSupport(2, parent), f"cgroup v2 under {parent} (beside this process's {v2.name})"
             reasons.append(f"cgroup v2 at {v2} has no memory controller for child cgroups")
     if "memory" in own:
         for fstype, root, mount_point, options in mounts:
@@ -171,6 +184,7 @@ def find_memory_cgroup(proc: Path = Path("/proc"), environ: dict[str, str] | Non
                 continue
             v1 = _under(mount_point, root, own["memory"])
             if v1 is None or not v1.is_dir():
+                reasons.append(f"this process's cgroup v1 memory directory is not under {mount_point}")
                 continue
             if _can_make_child(v1, 1):
                 return MemoryCgroupSupport(1, v1), f"cgroup v1 under {v1}"

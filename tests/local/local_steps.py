@@ -127,3 +127,15 @@ def cuda_devices() -> tuple[str | None, int, list[str]]:
         h = bytes(raw).hex()
         uuids.append(f"GPU-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
     return os.environ.get("CUDA_VISIBLE_DEVICES"), count.value, uuids
+
+
+def own_memory_cgroup() -> tuple[str, int | None]:
+    """The memory cgroup this process is in (v1 ``memory`` line, else the v2 line) and its cap in bytes."""
+    lines = Path("/proc/self/cgroup").read_text().splitlines()
+    v1 = [line.split(":", 2)[2] for line in lines if "memory" in line.split(":", 2)[1].split(",")]
+    if v1:
+        text = (Path("/sys/fs/cgroup/memory") / v1[0].lstrip("/") / "memory.limit_in_bytes").read_text()
+        return v1[0], int(text)
+    v2 = [line.split(":", 2)[2] for line in lines if line.startswith("0::")]
+    text = (Path("/sys/fs/cgroup") / v2[0].lstrip("/") / "memory.max").read_text().strip()
+    return v2[0], None if text == "max" else int(text)
