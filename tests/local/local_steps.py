@@ -139,3 +139,9 @@ def own_memory_cgroup() -> tuple[str, int | None]:
     v2 = [line.split(":", 2)[2] for line in lines if line.startswith("0::")]
     text = (Path("/sys/fs/cgroup") / v2[0].lstrip("/") / "memory.max").read_text().strip()
     return v2[0], None if text == "max" else int(text)
+
+
+def record_pid_and_sleep(pid_file: str, seconds: float) -> None:
+    """Write this process's pid, then sleep (a step to interrupt)."""
+    Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(seconds)

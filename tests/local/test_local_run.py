@@ -150,6 +150,36 @@ def test_running_steps_at_the_top_level_of_an_unguarded_script_fails_clearly(tmp
     assert out.count("\n") == 1  # one step ran; the child did not start another
 
 
+def test_an_interrupted_run_kills_the_child_and_removes_its_cgroup(tmp_path: Path) -> None:
+    """Airflow's execution_timeout raises from a SIGALRM handler in the waiting process; so does this script."""
+    script = tmp_path / "interrupt.py"
+    pid_file = tmp_path / "child.pid"
+    script.write_text(
+        "import json, os, signal, sys, time\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "import local_steps\n"
+        "from allotment.local import Limits, default_host, run_step\n"
+        "def timeout(signum, frame):\n"
+        "    raise TimeoutError('execution_timeout')\n"
+        "if __name__ == '__main__':\n"
+        "    signal.signal(signal.SIGALRM, timeout)\n"
+        "    signal.alarm(2)\n"
+        "    try:\n"
+        f"        run_step(Limits('slow', memory_mib=256), local_steps.record_pid_and_sleep, ({str(pid_file)!r}, 60))\n"
+        "    except TimeoutError as e:\n"
+        f"        pid = int(open({str(pid_file)!r}).read())\n"
+        "        time.sleep(0.2)\n"
+        "        h = default_host()\n"
+        "        parent = h.memory_cgroup.parent if h.memory_cgroup else None\n"
+        "        left = [p.name for p in parent.iterdir() if p.name.startswith(f'allotment-slow-{os.getpid()}-')] if parent else []\n"
+        "        print(json.dumps([str(e), os.path.exists(f'/proc/{pid}'), left]))\n"
+    )
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert json.loads(out) == ["execution_timeout", False, []]
+    assert time.monotonic() - started < 30
+
+
 # -- memory cap and OOM kill -------------------------------------------------------------------
 
 
