@@ -303,9 +303,10 @@ def run_step(
     host = host or default_host()
     call = _pickle_call(limits, fn, args, kwargs or {})
     placement = place(limits, host, memory_cap)
-    workdir = Path(tempfile.mkdtemp(prefix="allotment-local-"))
+    workdir: Path | None = None
     cgroup: StepCgroup | None = None
     try:
+        workdir = Path(tempfile.mkdtemp(prefix="allotment-local-"))
         all_notes = [*notes, *placement.notes]
         limit_bytes = None if placement.memory_limit_mib is None else placement.memory_limit_mib * MIB
         if placement.memory_method.startswith("cgroup") and host.memory_cgroup is not None and limit_bytes is not None:
@@ -334,19 +335,19 @@ def run_step(
         if cgroup is not None:
             command = ["/bin/sh", "-c", _JOIN_AND_EXEC, str(cgroup.procs_file), *command]
         return _supervise(
-            limits, placement, host, cgroup, command, child_env, cwd, stdout, stderr, sample_interval_s, try_number, all_notes, workdir
+            limits, placement, cgroup, command, child_env, cwd, stdout, stderr, sample_interval_s, try_number, all_notes, workdir
         )
     finally:
         if cgroup is not None and not cgroup.remove():
             say_once(f"allotment.local: could not remove the cgroup {cgroup.path}")
-        shutil.rmtree(workdir, ignore_errors=True)
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
         placement.release()
 
 
 def _supervise(
     limits: Limits,
     placement: Placement,
-    host: Host,
     cgroup: StepCgroup | None,
     command: list[str],
     env: dict[str, str],
@@ -397,10 +398,8 @@ def _supervise(
     wall = time.monotonic() - started
 
     max_rss = rusage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-    if cgroup is not None and not sample_cgroup:
-        peak: int | None = cgroup.peak_bytes()
-    else:
-        peak = max(sampled_peak, max_rss) if cgroup is None else sampled_peak
+    # The largest single process bounds a sampled peak from below (a short spike between samples).
+    peak = cgroup.peak_bytes() if cgroup is not None and not sample_cgroup else max(sampled_peak, max_rss)
     measurement = Measurement(
         wall_time_s=wall,
         user_time_s=rusage.ru_utime,

@@ -142,6 +142,7 @@ def own_memory_cgroup() -> tuple[str, int | None]:
 
 
 def record_pid_and_sleep(pid_file: str, seconds: float) -> None:
-    """Write this process's pid, then sleep (a step to interrupt)."""
-    Path(pid_file).write_text(str(os.getpid()))
+    """Write this process's pid (whole, then renamed into place), then sleep (a step to interrupt)."""
+    Path(pid_file + ".tmp").write_text(str(os.getpid()))
+    os.replace(pid_file + ".tmp", pid_file)
     time.sleep(seconds)
