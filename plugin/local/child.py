@@ -27,7 +27,30 @@ BOOTSTRAP_ENV = "ALLOTMENT_LOCAL_BOOTSTRAPPING"
 """Set in the child's environment while it re-imports the parent's main module."""
 
 
+def _high_water_bytes() -> int | None:
+    """The largest peak resident set of this process (``VmHWM``) and of the children it waited for
+    (``RUSAGE_CHILDREN``). Not ``RUSAGE_SELF``: Linux carries the parent's high-water mark across the
+    fork and exec that started this process, so it would report the parent; a child of this one
+    carries at most this process's own mark, which belongs to the step."""
+    own: int | None = None
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    own = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        import resource
+
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    except (ImportError, OSError):
+        children = 0
+    return None if own is None else max(own, children)
+
+
 def _write(workdir: str, outcome: dict[str, Any]) -> None:
+    outcome["hwm_bytes"] = _high_water_bytes()
     tmp = os.path.join(workdir, "result.tmp")
     with open(tmp, "wb") as f:
         pickle.dump(outcome, f, protocol=PROTOCOL)

@@ -13,8 +13,10 @@ cores, the rlimit and ``CUDA_VISIBLE_DEVICES`` could not be in force before the 
 Measured: wall time (from start to exit, ``time.monotonic``); CPU time (user + system) of the
 child and of the descendants it waited for (``wait4``'s rusage); peak memory of the whole process
 tree, from the cgroup (``memory.max_usage_in_bytes`` in v1, ``memory.peak`` in v2) or else by
-sampling the resident set (``/proc/<pid>/statm``) of the child and its descendants every
-``sample_interval_s`` (0.05 s by default), never below the largest single process's ``ru_maxrss``.
+sampling the resident set (``VmRSS`` in ``/proc/<pid>/status``) of the child and its descendants
+every ``sample_interval_s`` (0.05 s by default), never below the largest single process's own peak
+(``VmHWM``). ``ru_maxrss`` is not used: Linux carries the parent's high-water mark across the fork
+and exec that start the child, so in a large parent (an Airflow worker) it reports the parent.
 """
 
 from __future__ import annotations
@@ -59,7 +61,6 @@ Outcome = Literal["succeeded", "failed", "oom_killed"]
 _CHILD: Final = str(Path(__file__).with_name("child.py"))
 _BOOTSTRAP_ENV: Final = "ALLOTMENT_LOCAL_BOOTSTRAPPING"  # child.BOOTSTRAP_ENV (child.py imports nothing of ours)
 _JOIN_AND_EXEC: Final = 'echo $$ > "$0" && exec "$@"'
-_PAGE: Final = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _HOST: list[Host] = []
 
 
@@ -94,9 +95,11 @@ class Measurement:
     ``peak_method``: ``cgroup-v1`` (``memory.max_usage_in_bytes``, page cache charged to the step
     included), ``cgroup-v2`` (``memory.peak``), ``cgroup-v2-sampled`` (``memory.current`` every
     ``sample_interval_s``) or ``proc-sampled`` (sum of the tree's resident sets every
-    ``sample_interval_s``, at least the largest process's ``ru_maxrss``; pages shared between processes
-    count once per process). ``max_rss_bytes``: the largest single process's resident set
-    (``ru_maxrss``). ``cpu_time_s`` = ``user_time_s`` + ``system_time_s``.
+    ``sample_interval_s``, at least ``max_rss_bytes``; pages shared between processes count once per
+    process). ``max_rss_bytes``: the largest peak resident set (``VmHWM``) of a single process of the
+    tree: the child's own and its waited-for children's at its end, and each descendant's when
+    sampled (None if never read).
+    ``cpu_time_s`` = ``user_time_s`` + ``system_time_s``.
     """
 
     wall_time_s: float
@@ -219,21 +222,25 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _tree_rss_bytes(root: int) -> int:
-    """Sum of the resident sets of ``root`` and its descendants, in bytes."""
-    total, stack, seen = 0, [root], set()
+def _tree_memory(root: int) -> tuple[int, int]:
+    """(sum of the resident sets, largest peak resident set) of ``root`` and its descendants, in bytes."""
+    total, largest, stack, seen = 0, 0, [root], set()
     while stack:
         pid = stack.pop()
         if pid in seen:
             continue
         seen.add(pid)
         try:
-            with open(f"/proc/{pid}/statm") as f:
-                total += int(f.read().split()[1]) * _PAGE
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+                    elif line.startswith("VmHWM:"):
+                        largest = max(largest, int(line.split()[1]) * 1024)
         except (OSError, ValueError, IndexError):
             continue
         stack.extend(_children(pid))
-    return total
+    return total, largest
 
 
 def _signal_name(number: int) -> str:
@@ -368,6 +375,7 @@ def _supervise(
     else:
         peak_method = "proc-sampled"
     sampled_peak = 0
+    largest = 0
     started = time.monotonic()
     proc = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True)
     status: int | None = None
@@ -378,7 +386,8 @@ def _supervise(
                 if cgroup is not None:
                     sampled_peak = max(sampled_peak, cgroup.current_bytes() or 0)
                 else:
-                    sampled_peak = max(sampled_peak, _tree_rss_bytes(proc.pid))
+                    tree, biggest = _tree_memory(proc.pid)
+                    sampled_peak, largest = max(sampled_peak, tree), max(largest, biggest)
                 # Wait without reaping, so the pid (and the process group) cannot be reused meanwhile.
                 exited = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
                 if exited is None:
@@ -397,9 +406,15 @@ def _supervise(
         proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - started
 
-    max_rss = rusage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-    # The largest single process bounds a sampled peak from below (a short spike between samples).
-    peak = cgroup.peak_bytes() if cgroup is not None and not sample_cgroup else max(sampled_peak, max_rss)
+    outcome = _read_outcome(workdir)
+    own_peak = None if outcome is None else outcome.get("hwm_bytes")
+    max_rss = max(largest, own_peak or 0) or None
+    peak: int | None
+    if cgroup is not None and not sample_cgroup:
+        peak = cgroup.peak_bytes()
+    else:
+        # The largest single process bounds a sampled peak from below (a short spike between samples).
+        peak = max(sampled_peak, max_rss or 0) or None
     measurement = Measurement(
         wall_time_s=wall,
         user_time_s=rusage.ru_utime,
@@ -411,7 +426,6 @@ def _supervise(
     )
     code = proc.returncode
     signal_name = _signal_name(-code) if code < 0 else None
-    outcome = _read_outcome(workdir)
     oom_kills = cgroup.oom_kills() if cgroup is not None else None
     fail_count = cgroup.fail_count() if cgroup is not None else None
 

@@ -265,6 +265,21 @@ def test_peak_memory_covers_the_whole_process_tree(host: Host, cap: str) -> None
     assert peak is not None and peak >= 300 * MIB  # both grandchildren at once, not only the largest process
 
 
+@pytest.mark.parametrize("cap", ["cgroup", "rlimit"])
+def test_a_large_parent_is_not_counted_in_the_step_peak(host: Host, cap: str) -> None:
+    # Linux carries the parent's high-water RSS across fork and exec into the child's ru_maxrss.
+    if cap == "cgroup" and host.memory_cgroup is None:
+        pytest.skip(f"no writable memory cgroup on this machine: {host.cgroup_note}")
+    ballast = bytearray(400 * MIB)
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    result = run_step(Limits("small", memory_mib=1024), steps.touch_mib, (16,), host=host, memory_cap=cap)  # type: ignore[arg-type]
+    del ballast
+    m = result.measurement
+    assert m.peak_memory_bytes is not None and 16 * MIB <= m.peak_memory_bytes < 200 * MIB
+    assert m.max_rss_bytes is not None and 16 * MIB <= m.max_rss_bytes < 200 * MIB
+
+
 def test_cpu_time_and_wall_time_are_measured(host: Host) -> None:
     result = run_step(Limits("spin", cpu_millicores=1000), steps.burn_cpu, (0.4,), host=host)
     assert result.ok
