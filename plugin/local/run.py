@@ -28,6 +28,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -285,6 +286,7 @@ def run_step(
     cwd: str | os.PathLike[str] | None = None,
     stdout: int | IO[Any] | None = None,
     stderr: int | IO[Any] | None = None,
+    on_output: Callable[[str], None] | None = None,
     sample_interval_s: float = DEFAULT_SAMPLE_INTERVAL_S,
     notes: Sequence[str] = (),
 ) -> StepResult:
@@ -298,7 +300,10 @@ def run_step(
     ``host``: the machine (default: probed once per process). ``memory_cap``: ``auto`` (a cgroup
     where one can be made, else ``RLIMIT_DATA``), ``cgroup``, ``rlimit`` or ``none``. ``env``: the
     child's environment (default: this process's), to which ``CUDA_VISIBLE_DEVICES`` is added.
-    ``stdout``/``stderr``: as for ``subprocess.Popen`` (default: this process's). ``try_number``:
+    ``stdout``/``stderr``: a file descriptor or a file with one, as for ``subprocess.Popen``
+    (default: this process's). ``on_output``: instead, called with each line the step writes to
+    stdout or stderr (merged, newline removed), from a reader thread, e.g. a task logger's ``info``.
+    ``try_number``:
     recorded in the result (1 = first try). ``notes``: sentences added to the result's notes.
     """
     if os.environ.get(_BOOTSTRAP_ENV):
@@ -306,6 +311,12 @@ def run_step(
             "was started while a step's child process was importing the main script (it calls run_step at its top level)",
             step=limits.step,
             accepted='put the code that runs steps under `if __name__ == "__main__":`, as multiprocessing\'s spawn requires',
+        )
+    if -1 in (stdout, stderr) or (on_output is not None and (stdout is not None or stderr is not None)):
+        raise AllotmentError(
+            "cannot take stdout/stderr pipes (nothing would read them while the step runs)",
+            step=limits.step,
+            accepted="pass on_output=<a function taking each line> to receive the output, or a file for stdout/stderr",
         )
     host = host or default_host()
     call = _pickle_call(limits, fn, args, kwargs or {})
@@ -342,7 +353,7 @@ def run_step(
         if cgroup is not None:
             command = ["/bin/sh", "-c", _JOIN_AND_EXEC, str(cgroup.procs_file), *command]
         return _supervise(
-            limits, placement, cgroup, command, child_env, cwd, stdout, stderr, sample_interval_s, try_number, all_notes, workdir
+            limits, placement, cgroup, command, child_env, cwd, stdout, stderr, on_output, sample_interval_s, try_number, all_notes, workdir
         )
     finally:
         if cgroup is not None and not cgroup.remove():
@@ -361,6 +372,7 @@ def _supervise(
     cwd: str | os.PathLike[str] | None,
     stdout: int | IO[Any] | None,
     stderr: int | IO[Any] | None,
+    on_output: Callable[[str], None] | None,
     interval: float,
     try_number: int,
     notes: list[str],
@@ -377,7 +389,10 @@ def _supervise(
     sampled_peak = 0
     largest = 0
     started = time.monotonic()
+    if on_output is not None:
+        stdout, stderr = subprocess.PIPE, subprocess.STDOUT
     proc = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True)
+    reader = None if on_output is None or proc.stdout is None else _start_reader(proc.stdout, on_output)
     status: int | None = None
     rusage: Any = None
     try:
@@ -404,6 +419,10 @@ def _supervise(
             cgroup.kill_all()
         _, status, rusage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
+        if reader is not None:
+            reader.join(timeout=5)  # a process that escaped the kill may hold the pipe open
+        if proc.stdout is not None:
+            proc.stdout.close()
     wall = time.monotonic() - started
 
     outcome = _read_outcome(workdir)
@@ -518,6 +537,17 @@ def _supervise(
     if outcome.get("is_memory_error") and placement.memory_method != "rlimit":
         reason += " (the machine ran out of memory: not the step's cap)"
     return StepResult(outcome="failed", reason=reason, error=error, traceback=outcome["traceback"], notes=tuple(notes), **common)
+
+
+def _start_reader(pipe: IO[bytes], on_output: Callable[[str], None]) -> threading.Thread:
+    def pump() -> None:
+        with contextlib.suppress(ValueError, OSError):  # closed after a timed-out join
+            for raw in iter(pipe.readline, b""):
+                on_output(raw.decode("utf-8", "replace").rstrip("\r\n"))
+
+    thread = threading.Thread(target=pump, name="allotment-local-output", daemon=True)
+    thread.start()
+    return thread
 
 
 def _with_error(result: StepResult, error: BaseException) -> StepResult:

@@ -146,3 +146,11 @@ def record_pid_and_sleep(pid_file: str, seconds: float) -> None:
     Path(pid_file + ".tmp").write_text(str(os.getpid()))
     os.replace(pid_file + ".tmp", pid_file)
     time.sleep(seconds)
+
+
+def talk(lines: int) -> int:
+    """Write ``lines`` lines to stdout and one to stderr, with a non-ASCII character."""
+    for i in range(lines):
+        print(f"out {i} é")
+    print("err line", file=sys.stderr)
+    return lines

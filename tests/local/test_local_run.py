@@ -101,6 +101,19 @@ def test_a_lambda_is_refused_before_any_child_starts(host: Host) -> None:
     assert "define the step at the top level of a module" in str(info.value)
 
 
+def test_output_goes_line_by_line_to_on_output(host: Host) -> None:
+    lines: list[str] = []
+    result = run_step(Limits("talk"), steps.talk, (3000,), host=host, on_output=lines.append)  # more than a pipe buffer holds
+    assert result.ok
+    assert lines[:2] == ["out 0 é", "out 1 é"] and lines[2999] == "out 2999 é"
+    assert "err line" in lines and len(lines) == 3001
+
+
+def test_stdout_pipes_are_refused_since_nothing_would_read_them(host: Host) -> None:
+    with pytest.raises(AllotmentError, match="cannot take stdout/stderr pipes"):
+        run_step(Limits("talk"), steps.talk, (1,), host=host, stdout=subprocess.PIPE)
+
+
 def test_a_child_that_exits_without_an_outcome_is_a_failure_with_its_exit_code(host: Host) -> None:
     result = run_step(Limits("quit"), steps.exit_hard, (3,), host=host)
     assert (result.outcome, result.exit_code, result.signal) == ("failed", 3, None)
