@@ -1,8 +1,8 @@
 """Retries on the local backend: memory grows only after an OOM kill (DESIGN §7, issue 12).
 
 Memory for try n = resolved memory x ``retry_memory_factor`` ^ (earlier tries that ended in an
-OOM kill), rounded **up** to whole MiB (exact decimal arithmetic, so 1000 MiB x 1.1 is 1100 MiB,
-not 1101), held to the caller's cap (a policy's memory cap, in MiB) and never below the resolved
+OOM kill), rounded **up** to whole MiB (exact decimal arithmetic, so 3000 MiB x 1.1 is 3300 MiB,
+not 3301), held to the caller's cap (a policy's memory cap, in MiB) and never below the resolved
 memory. Any other failure retries with the memory the try had.
 """
 

@@ -28,8 +28,10 @@ def test_each_earlier_oom_kill_multiplies_by_the_factor() -> None:
 
 
 def test_growth_is_rounded_up_to_whole_mib_exactly() -> None:
-    # In binary floating point 1000 * 1.1 is 1100.0000000000002, whose ceiling would be 1101.
-    assert memory_for_try(1000, 1.1, 1) == 1100
+    # In binary floating point 3000 * 1.1 is 3300.0000000000005, whose ceiling would be 3301.
+    assert 3000 * 1.1 > 3300
+    assert memory_for_try(3000, 1.1, 1) == 3300
+    assert memory_for_try(1000, 1.1, 2) == 1210
     assert memory_for_try(1001, 1.5, 1) == 1502  # 1501.5 rounds up
 
 
