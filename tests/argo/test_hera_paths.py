@@ -307,7 +307,8 @@ with Workflow(name="late", entrypoint="main") as w:
         above()
         below()
 
-print(json.dumps({{"hera_before_steps": user_steps.HERA_WAS_IMPORTED, "document": w.to_dict()}}))
+armed = [type(f).__name__ for f in sys.meta_path if type(f).__module__ == "allotment.faces"]
+print(json.dumps({{"hera_before_steps": user_steps.HERA_WAS_IMPORTED, "armed": armed, "document": w.to_dict()}}))
 '''
 
 
@@ -319,6 +320,7 @@ def test_steps_decorated_before_hera_is_imported(tmp_path: Path, face_import: st
     (tmp_path / "late.py").write_text(LATE_FILE.format(face_import=face_import))
     out = json.loads(_run([sys.executable, str(tmp_path / "late.py")], cwd=tmp_path).stdout)
     assert out["hera_before_steps"] is False
+    assert out["armed"] == []  # the one-shot import hook left sys.meta_path once Hera was loaded
     _assert_carries_the_spec(out["document"])
 
 
@@ -333,6 +335,18 @@ def test_importing_allotment_and_decorating_does_not_import_hera(tmp_path: Path)
         """
     )
     assert json.loads(_run([sys.executable, "-c", code], cwd=tmp_path).stdout) == []
+
+
+def test_a_face_that_cannot_be_imported_is_an_error_at_the_decorator(monkeypatch: pytest.MonkeyPatch) -> None:
+    from allotment import faces
+
+    # An engine that is imported (json is) whose face is missing: the spec could not reach its output.
+    monkeypatch.setitem(faces.ENGINE_FACES, "json", ("allotment.no_such_face:install", "argo"))
+    with pytest.raises(AllotmentError, match=r"a decorated step and json are both loaded, but allotment's face for json cannot"):
+
+        @resources(cpu=1)
+        def step() -> None:
+            pass
 
 
 # -- the Hera behaviour the mechanism relies on, pinned on the installed release ----------------------
