@@ -1,16 +1,23 @@
 """Hera's pre-build hooks: allotment's specs become Argo template fields when a workflow is built.
 
-``allotment.argo.install()`` registers one hook per workflow class (``Workflow``,
-``WorkflowTemplate``, ``CronWorkflow``, ``ClusterWorkflowTemplate``; Hera looks hooks up by
-the exact class). It is idempotent, and every helper of ``allotment.argo`` calls it, as does
-``allotment render --target argo``; a file that only uses ``@resources`` on ``@script`` and
-builds its workflows itself (``w.to_yaml()``, ``w.create()``) calls it once.
+Hera runs the pre-build hooks registered for an object's exact class on every ``build()``, and
+``to_dict()``, ``to_yaml()``, ``to_file()``, ``create()``, ``lint()``, ``update()``,
+``create_as_workflow()`` and ``hera generate yaml`` all build. :func:`install` registers one
+hook for ``Workflow`` and one for each subclass of it (``WorkflowTemplate``, ``CronWorkflow``,
+``ClusterWorkflowTemplate`` and the user's; a subclass defined later registers its own as it
+is defined, through ``Workflow.__init_subclass__``), and a guard on ``Script`` and
+``Container`` that fails a build in which a resourced template escaped the workflow hook.
+
+Nobody needs to call it: every decorated step calls it once Hera is imported
+(``allotment.faces.connect_engines``; where a step is decorated before Hera is imported, right
+after Hera's import), importing this module calls it, and so does every helper of
+``allotment.argo``. It is idempotent.
 
 The hook works on the workflow, not on single templates, because a template's parameters
 and defaults belong to the workflow. It never changes the user's objects: it returns a
 copy of the workflow whose resourced templates are copies with allotment's fields set, and
-marks that copy so that a second pass (Hera runs hooks on every ``build()``, and twice for a
-CronWorkflow) returns it as it is. So ``to_dict()`` twice gives the same result.
+marks those copies so that a second pass (Hera runs hooks on every ``build()``, and twice for a
+CronWorkflow) returns them as they are. So ``to_dict()`` twice gives the same result.
 
 This module has no ``from __future__ import annotations``: Hera finds a hook by its return
 annotation, which must be the class itself, not a string. The annotations are set explicitly
@@ -29,11 +36,22 @@ from hera.workflows import models as m
 from .options import template_options, template_spec, workflow_defaults, workflow_options
 from .plan import TemplatePlan, plan_template
 
-__all__ = ["APPLIED", "WORKFLOW_CLASSES", "apply", "install", "plans", "using_settings"]
+__all__ = [
+    "APPLIED",
+    "HOOK_MARK",
+    "TEMPLATE_CLASSES",
+    "WORKFLOW_CLASSES",
+    "apply",
+    "install",
+    "plans",
+    "using_settings",
+    "workflow_classes",
+]
 
 WORKFLOW_CLASSES = (Workflow, WorkflowTemplate, CronWorkflow, ClusterWorkflowTemplate)
+TEMPLATE_CLASSES = (Script, Container)
 APPLIED = "__allotment_applied__"
-"""Marks a workflow copy that already has allotment's fields."""
+"""Marks a workflow copy, and a template copy, that already has allotment's fields."""
 
 
 def _dump(model: Any) -> dict[str, Any]:
@@ -166,6 +184,7 @@ def _apply_plan(template: Any, plan: TemplatePlan) -> Any:
         new.pod_spec_patch = plan.pod_spec_patch
     if plan.retry_strategy is not None:
         new.retry_strategy = m.RetryStrategy.model_validate(plan.retry_strategy)
+    object.__setattr__(new, APPLIED, True)
     return new
 
 
@@ -209,20 +228,99 @@ def apply(workflow: Workflow, settings: Settings | None = None) -> Workflow:
     return new
 
 
+HOOK_MARK = "__allotment_hook__"
+"""Marks allotment's hooks among Hera's (and its ``Workflow.__init_subclass__``)."""
+
+_INIT_SUBCLASS = "__init_subclass__"
+
+
 def _make_hook(cls: type) -> Callable[[Any], Any]:
     def hook(workflow: Any) -> Any:
         return apply(workflow)
 
     hook.__name__ = hook.__qualname__ = f"allotment_{cls.__name__}_hook"
     hook.__annotations__ = {"workflow": cls, "return": cls}
-    hook.__allotment_hook__ = True  # type: ignore[attr-defined]
+    setattr(hook, HOOK_MARK, True)
     return hook
 
 
+def _make_guard(cls: type) -> Callable[[Any], Any]:
+    def guard(template: Any) -> Any:
+        if not getattr(template, APPLIED, False) and (spec := template_spec(template)) is not None:
+            raise AllotmentError(
+                f"{_label(template)} carries an allotment spec, but the workflow that holds it was built without "
+                "allotment's pre-build hook, so the spec would be lost",
+                step=spec.name,
+                accepted="build it as allotment.argo.apply(workflow).to_yaml() (or .create()), or call allotment.argo.install() "
+                "after your Workflow subclass is defined",
+            )
+        return template
+
+    guard.__name__ = guard.__qualname__ = f"allotment_{cls.__name__}_guard"
+    guard.__annotations__ = {"template": cls, "return": cls}
+    setattr(guard, HOOK_MARK, True)
+    return guard
+
+
+def _registered(cls: type) -> bool:
+    hooks: dict[Any, list[Any]] = getattr(global_config, "_pre_build_hooks", None) or {}
+    return any(getattr(h, HOOK_MARK, False) for h in hooks.get(cls, []))
+
+
+def _register(cls: type, make: Callable[[type], Callable[[Any], Any]]) -> None:
+    if not _registered(cls):
+        global_config.register_pre_build_hook(make(cls))
+
+
+def workflow_classes() -> list[type]:
+    """``Workflow`` and every subclass of it defined so far (Hera's ``WorkflowTemplate``,
+    ``CronWorkflow``, ``ClusterWorkflowTemplate``, and the user's), each once."""
+    found: list[type] = []
+    todo: list[type] = [Workflow]
+    while todo:
+        cls = todo.pop(0)
+        if cls not in found:
+            found.append(cls)
+            todo += cls.__subclasses__()
+    return found
+
+
+def _watch_subclasses() -> None:
+    """Hera finds a hook by the exact class of the object it builds, so each Workflow subclass
+    needs its own: one defined from now on registers it as it is defined (while allotment's
+    hooks are installed; after ``global_config.reset()`` it waits for the next :func:`install`).
+    Hera's ``Workflow`` has no ``__init_subclass__`` of its own (tests/argo/test_hera_paths.py
+    pins that); one it gains later is called first."""
+    previous = Workflow.__dict__.get(_INIT_SUBCLASS)
+    if getattr(getattr(previous, "__func__", None), HOOK_MARK, False):
+        return
+
+    def watch(cls: type[Workflow], /, **kwargs: Any) -> None:
+        if previous is not None:
+            previous.__get__(None, cls)(**kwargs)
+        else:
+            super(Workflow, cls).__init_subclass__(**kwargs)
+        if _registered(Workflow):
+            _register(cls, _make_hook)
+
+    setattr(watch, HOOK_MARK, True)
+    setattr(Workflow, _INIT_SUBCLASS, classmethod(watch))
+
+
 def install() -> None:
-    """Register allotment's pre-build hook for each workflow class, once (idempotent, and again
-    after ``hera.shared.global_config.reset()``)."""
-    registered = getattr(global_config, "_pre_build_hooks", None) or {}
-    for cls in WORKFLOW_CLASSES:
-        if not any(getattr(h, "__allotment_hook__", False) for h in registered.get(cls, [])):
-            global_config.register_pre_build_hook(_make_hook(cls))
+    """Make Hera's own build paths apply allotment's specs: one pre-build hook for ``Workflow``
+    and for each subclass of it (Hera's other workflow classes and yours, also those defined
+    later), and a guard on ``Script`` and ``Container`` that fails a build in which a resourced
+    template escaped the workflow hook. Idempotent, and again after
+    ``hera.shared.global_config.reset()``. Called by every decorated step once Hera is imported
+    (:func:`allotment.faces.connect_engines`), so a program needs no call of its own."""
+    _watch_subclasses()
+    for cls in workflow_classes():
+        _register(cls, _make_hook)
+    for cls in TEMPLATE_CLASSES:
+        _register(cls, _make_guard)
+
+
+# Importing the face connects it: a step decorated before Hera was imported may have armed the
+# import hook of allotment.faces, which then fires while this module is still loading.
+install()

@@ -3,7 +3,9 @@
 They record a spec on the function and return it unchanged, so the function runs exactly as
 before. On an object that wraps a callable (Airflow's ``@task.kubernetes``, Hera's
 ``@script``, anything ``functools.wraps`` made) the spec goes on the innermost function,
-so the decorators work in any order. Parameters keep Metaflow's names; the documented
+so the decorators work in any order. Each decorated step also connects the faces of the
+engines the program imports (:func:`allotment.faces.connect_engines`), so that an engine's
+own build paths apply the spec. Parameters keep Metaflow's names; the documented
 defaults (``cpu=1``, ``memory=4096``) are the seed defaults that fill only what no source
 sets (docs/design.md §2), so a value not passed is recorded as not given.
 """
@@ -246,6 +248,7 @@ def _decorator(decorator: str, func: Any, kwargs: dict[str, Any]) -> Any:
                 step=name,
                 accepted=f"it takes {', '.join(allowed)}",
             )
+        from .faces import connect_engines
         from .model import Resources  # pydantic's model machinery loads with the first decorated step
 
         fields = {k: v for k, v in kwargs.items() if k in FIELDS}
@@ -254,6 +257,7 @@ def _decorator(decorator: str, func: Any, kwargs: dict[str, Any]) -> Any:
         current = getattr(inner, ATTR, None)
         spec = current if isinstance(current, StepSpec) else StepSpec(name)
         setattr(inner, ATTR, spec.add(layer))
+        connect_engines()  # an engine's own build paths (Hera's w.to_yaml(), ...) apply the spec: allotment.faces
         return target
 
     if func is not None:

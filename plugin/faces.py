@@ -5,18 +5,31 @@ A render target is ``"module:function"``; the function takes ``(paths, settings,
 (options: the CLI's ``namespace`` and ``platform``, None when not given) and returns a list
 of documents (plain dicts) to print. The core's own targets (``kubernetes``, ``batch``,
 ``limitrange``) are registered the same way.
+
+:data:`ENGINE_FACES` and :func:`connect_engines` let an engine's own build paths carry the
+specs without any call from the user: every step decorator calls :func:`connect_engines`,
+which calls the face's ``connect`` function for each engine module that is imported (Hera:
+register its pre-build hooks, so ``w.to_yaml()``, ``w.create()`` and ``hera generate yaml``
+see the specs). Where a step is decorated before the engine is imported, a one-shot import
+hook calls it right after the engine module has loaded. The core names engines by module
+name only and never imports one.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Final
 
 from .errors import AllotmentError
 
-__all__ = ["RENDER_TARGETS", "STEP_FINDERS", "face_package", "load_finder", "load_target"]
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
+
+__all__ = ["ENGINE_FACES", "RENDER_TARGETS", "STEP_FINDERS", "connect_engines", "face_package", "load_finder", "load_target"]
 
 RENDER_TARGETS: Final[dict[str, tuple[str, str]]] = {
     "kubernetes": ("allotment.kubernetes.render:render", ""),
@@ -33,6 +46,13 @@ STEP_FINDERS: Final[dict[str, str]] = {
 }
 """Engine module -> a finder ``(module, file) -> list[allotment.discover.Step]`` for the steps
 that engine's objects hold. Called only when the engine is already imported."""
+
+ENGINE_FACES: Final[dict[str, tuple[str, str]]] = {
+    "hera.workflows": ("allotment.argo.hooks:install", "argo"),
+}
+"""Engine module -> (the face function, the extra that installs its face). The function takes no
+arguments and is idempotent; it makes the engine's own build paths apply the specs of
+decorated steps. See :func:`connect_engines`."""
 
 Renderer = Callable[[Sequence[Path], Any, Mapping[str, Any]], list[dict[str, Any]]]
 
@@ -86,3 +106,60 @@ def face_package(
         return sorted([*namespace, *exports])
 
     return path, __getattr__, __dir__
+
+
+def _connect(engine: str) -> None:
+    where, extra = ENGINE_FACES[engine]
+    module_name, _, function = where.partition(":")
+    try:
+        connect: Callable[[], None] | None = getattr(importlib.import_module(module_name), function, None)
+    except ImportError as e:
+        raise AllotmentError(
+            f"a decorated step and {engine} are both loaded, but allotment's face for {engine} cannot be imported ({e})",
+            accepted=f"install the versions allotment supports: pip install 'allotment[{extra}]'",
+        ) from e
+    if connect is not None:  # None: the face module is itself being imported (it imported the engine); it connects when loaded
+        connect()
+
+
+class _AfterImport:
+    """A one-shot import hook: finds an engine module through the other finders and connects its
+    face right after the module's code has run, then leaves ``sys.meta_path``."""
+
+    def __init__(self, engine: str) -> None:
+        self.engine = engine
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None) -> ModuleSpec | None:
+        if fullname != self.engine:
+            return None
+        spec: ModuleSpec | None = None
+        for finder in [f for f in sys.meta_path if f is not self]:
+            find = getattr(finder, "find_spec", None)
+            spec = find(fullname, path, target) if find is not None else None
+            if spec is not None:
+                break
+        loader = spec.loader if spec is not None else None
+        run: Callable[[ModuleType], None] | None = getattr(loader, "exec_module", None)
+        if run is None:
+            return spec  # not found, or a loader without exec_module: left alone; a later decorated step connects
+        engine, hook = self.engine, self
+
+        def exec_module(module: ModuleType) -> None:
+            run(module)
+            if hook in sys.meta_path:
+                sys.meta_path.remove(hook)
+            _connect(engine)
+
+        setattr(loader, "exec_module", exec_module)  # noqa: B010 - this loader instance serves this one spec
+        return spec
+
+
+def connect_engines() -> None:
+    """Called by every step decorator: connect the face of each engine in :data:`ENGINE_FACES`
+    that is imported now, and arm a one-shot import hook for each that is not (so a step module
+    decorated before the engine is imported is covered too)."""
+    for engine in ENGINE_FACES:
+        if engine in sys.modules:
+            _connect(engine)
+        elif not any(isinstance(f, _AfterImport) and f.engine == engine for f in sys.meta_path):
+            sys.meta_path.insert(0, _AfterImport(engine))
