@@ -12,7 +12,7 @@ import hashlib
 import importlib.util
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,7 +22,10 @@ from .errors import AllotmentError
 from .model import Resources
 from .sources import Source
 
-__all__ = ["Step", "find_steps", "load_module", "python_files"]
+__all__ = ["DEBUG_HINT", "Step", "find_steps", "in_file", "iter_steps", "load_module", "python_files"]
+
+DEBUG_HINT = "run with ALLOTMENT_DEBUG=1 to see the traceback"
+"""How a message tells a user where the traceback is (the CLI prints it under ``ALLOTMENT_DEBUG=1``)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class Step:
     backend: str | None = None
     defaults: tuple[tuple[Resources, Source], ...] = ()
     extra: tuple[tuple[Resources, Source], ...] = ()
+    face: str | None = None
+    """The engine whose face found the step (a key of :data:`allotment.faces.STEP_FINDERS`:
+    ``airflow``, ``hera``); None for a decorated function found among a module's globals."""
 
 
 def python_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -62,7 +68,9 @@ def python_files(paths: Iterable[str | Path]) -> list[Path]:
 def load_module(path: Path) -> ModuleType:
     """Import ``path`` as a module of its own (its folder is on ``sys.path`` while it loads).
 
-    An :class:`AllotmentError` raised while it loads (a bad spec) is re-raised naming the file.
+    An :class:`AllotmentError` raised while it loads (a bad spec) is re-raised naming the file;
+    any other exception, a ``SystemExit`` included, is an :class:`AllotmentError` naming the file
+    and the exception (its traceback stays on the error's ``__context__``).
     """
     resolved = path.resolve()
     name = "allotment_user_" + hashlib.sha256(str(resolved).encode()).hexdigest()[:12]
@@ -79,12 +87,16 @@ def load_module(path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except AllotmentError as e:
         del sys.modules[name]
-        raise AllotmentError(f"{path}: {e}") from e
+        raise in_file(e, path) from None
     except Exception as e:
         del sys.modules[name]
+        raise AllotmentError(f"{path} failed to import: {type(e).__name__}: {e}", accepted=f"fix the file; {DEBUG_HINT}") from None
+    except SystemExit as e:
+        del sys.modules[name]
         raise AllotmentError(
-            f"{path} failed to import: {type(e).__name__}: {e}", accepted="fix the file; run it with python to see the traceback"
-        ) from e
+            f"{path} exited while it was imported (SystemExit {e.code!r})",
+            accepted="put the code that runs the file as a script under `if __name__ == '__main__':`",
+        ) from None
     except BaseException:
         del sys.modules[name]
         raise
@@ -103,7 +115,7 @@ def find_steps(module: ModuleType, file: Path | None = None) -> list[Step]:
     steps: list[Step] = []
     for trigger in STEP_FINDERS:
         if trigger in sys.modules:
-            steps += load_finder(trigger)(module, file)
+            steps += [step if step.face else replace(step, face=trigger) for step in load_finder(trigger)(module, file)]
     seen: set[int] = {id(innermost(step.obj)) for step in steps}
     for obj in list(vars(module).values()):
         spec = spec_of(obj)
@@ -117,7 +129,32 @@ def find_steps(module: ModuleType, file: Path | None = None) -> list[Step]:
     return steps
 
 
-def iter_steps(paths: Iterable[str | Path]) -> Iterator[Step]:
-    """Every step in every file under ``paths``."""
+def in_file(error: AllotmentError, file: str | Path) -> AllotmentError:
+    """``error`` naming ``file`` first (``dags/train.py: step 'train': ...``), once."""
+    text = str(error)
+    if text.startswith(f"{file}:") or text.startswith(f"{file} "):
+        return error
+    named = AllotmentError(f"{file}: {text}")
+    named.__cause__ = error
+    return named
+
+
+def iter_steps(paths: Iterable[str | Path], errors: list[AllotmentError] | None = None) -> Iterator[Step]:
+    """Every step in every file under ``paths``. ``errors``: where a file that fails to load (or
+    whose steps cannot be read) is reported, naming the file, while the other files are still
+    read; without it the first such error is raised."""
     for file in python_files(paths):
-        yield from find_steps(load_module(file), file)
+        if errors is None:
+            yield from find_steps(load_module(file), file)
+            continue
+        try:
+            found = find_steps(load_module(file), file)
+        except AllotmentError as e:
+            errors.append(in_file(e, file))
+            continue
+        except Exception as e:  # a face's finder met something it did not expect
+            failed = AllotmentError(f"{file}: its steps cannot be read: {type(e).__name__}: {e}", accepted=DEBUG_HINT)
+            failed.__cause__ = e
+            errors.append(failed)
+            continue
+        yield from found

@@ -67,7 +67,7 @@ def load_target(target: str) -> Renderer:
         module = importlib.import_module(module_name)
     except ImportError as e:
         hint = f"pip install 'allotment[{extra}]'" if extra else "reinstall allotment"
-        raise AllotmentError(f"needs a face that cannot be imported ({e})", field="target", value=target, accepted=hint) from e
+        raise AllotmentError(f"needs a face that cannot be imported ({e})", field="target", value=target, accepted=hint) from None
     renderer: Renderer = getattr(module, function)
     return renderer
 

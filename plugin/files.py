@@ -22,7 +22,7 @@ def read_mapping(path: str | Path, what: str) -> dict[str, Any]:
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as e:
-        raise AllotmentError(f"cannot be read: {e.strerror}", source=f"{what} file {str(file)!r}") from e
+        raise AllotmentError(f"cannot be read: {e.strerror}", source=f"{what} file {str(file)!r}") from None
     suffix = file.suffix.lower()
     try:
         if suffix == ".toml":
@@ -40,7 +40,7 @@ def read_mapping(path: str | Path, what: str) -> dict[str, Any]:
     except AllotmentError:
         raise
     except Exception as e:  # each parser has its own error type
-        raise AllotmentError(f"is not valid {suffix[1:].upper()}: {e}", source=f"{what} file {str(file)!r}") from e
+        raise AllotmentError(f"is not valid {suffix[1:].upper()}: {e}", source=f"{what} file {str(file)!r}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -114,7 +114,7 @@ class Resources(BaseModel):
             try:
                 values[name] = PARSERS[name](raw)
             except FieldError as e:
-                raise e.with_context(step=step, source=source) from e
+                raise e.with_context(step=step, source=source) from None
         return cls.model_construct(**values)  # type: ignore[arg-type]
 
     def items(self) -> Iterator[tuple[str, object]]:

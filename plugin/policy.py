@@ -83,21 +83,28 @@ class Policy:
         return self.allow_with
 
     def check(self, step: str, winners: Mapping[str, Sourced]) -> None:
-        """Raise for the first value that breaks this policy."""
+        """Raise for the first value that breaks this policy, naming the cap that binds it: the
+        stricter of ``caps`` and, for runtime input, ``runtime.caps`` (so the advice is a value
+        that passes)."""
         for name, won in winners.items():
-            for caps, where in ((self.caps, "caps"), (self.runtime_caps, "runtime.caps")):
-                if where == "runtime.caps" and not won.source.is_runtime:
-                    continue
-                cap = getattr(caps, name, None) if name in _CAP_FIELDS else None
-                if cap is not None and isinstance(won.value, (int, float)) and won.value > cap:
-                    raise AllotmentError(
-                        f"exceeds the cap {name} <= {describe_value(name, cap)} ({where} in policy {self.origin})",
-                        step=step,
-                        field=name,
-                        value=describe_value(name, won.value),
-                        source=str(won.source),
-                        accepted=f"ask for at most {describe_value(name, cap)}, or have the policy changed",
-                    )
+            if name not in _CAP_FIELDS or not isinstance(won.value, (int, float)):
+                continue
+            applying = [(getattr(self.caps, name), "caps")]
+            if won.source.is_runtime:
+                applying.append((getattr(self.runtime_caps, name), "runtime.caps"))
+            caps = [(cap, where) for cap, where in applying if cap is not None]
+            if not caps:
+                continue
+            cap, where = min(caps, key=lambda item: item[0])
+            if won.value > cap:
+                raise AllotmentError(
+                    f"exceeds the cap {name} <= {describe_value(name, cap)} ({where} in policy {self.origin})",
+                    step=step,
+                    field=name,
+                    value=describe_value(name, won.value),
+                    source=str(won.source),
+                    accepted=f"ask for at most {describe_value(name, cap)}, or have the policy changed",
+                )
         gpu_type = winners.get("gpu_type")
         if self.gpu_types is not None and gpu_type is not None and gpu_type.value not in self.gpu_types:
             raise AllotmentError(
@@ -132,7 +139,7 @@ def _caps(data: object, source: str) -> Resources:
     try:
         return Resources.from_input(data, source=source)
     except FieldError as e:  # pragma: no cover - from_input adds the context itself
-        raise e.with_context(source=source) from e
+        raise e.with_context(source=source) from None
 
 
 def load_policy(path: str | Path) -> Policy:

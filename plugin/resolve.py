@@ -16,13 +16,15 @@ value, which is what ``allotment explain`` shows.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
+from .bounds import beyond_bounds
 from .decorators import BACKENDS, StepSpec
-from .errors import AllotmentError
+from .errors import AllotmentError, AllotmentWarning
 from .fields import FIELDS
 from .model import Resources, describe_value
 from .policy import Policy
@@ -30,12 +32,13 @@ from .sources import Contributions, Source, Sourced
 from .targets import MIG_PROFILE, NVIDIA_GPU
 from .withspec import WithSpec
 
-__all__ = ["SEED_DEFAULTS", "Resolved", "RetryGrowth", "resolve"]
+__all__ = ["SEED_DEFAULTS", "Resolved", "RetryGrowth", "replace_values", "resolve"]
 
 SEED_DEFAULTS: Final = Resources.normalized(cpu=1000, memory=4096)
 """Filled in last, only where nothing else set a value: 1 core, 4096 MiB."""
 
-_DEFAULT = Source("default", "(allotment's seed default)")
+_DEFAULT = Source("default", "(built in)")
+"""The source of the seed defaults, as explain and errors name it: ``default (built in)``."""
 
 
 @dataclass(frozen=True)
@@ -204,7 +207,41 @@ def resolve(
     if policy:
         policy.check(name, ordered)
     options = spec.options(on) if spec else MappingProxyType({})
-    return Resolved(name, on, MappingProxyType(ordered), merged, options)
+    return Resolved(name, on, MappingProxyType(ordered), merged, options, _warn(beyond_bounds(name, ordered)))
+
+
+def _warn(texts: tuple[str, ...]) -> tuple[str, ...]:
+    """``texts`` as notes (``warning: ...``), each also issued as an :class:`AllotmentWarning`."""
+    for text in texts:
+        warnings.warn(text, AllotmentWarning, stacklevel=3)
+    return tuple(f"warning: {text}" for text in texts)
+
+
+def replace_values(resolved: Resolved, values: Sequence[Sourced], policy: Policy | None = None) -> Resolved:
+    """``resolved`` with ``values`` replacing its own, as a ``set`` replaces (lowering included),
+    checked as :func:`resolve` checks its result: consistency, the policy (``runtime.caps`` for
+    values whose source is runtime input) and the sane bounds. For input an engine applies after
+    allotment compiled the step, e.g. Argo's submit parameters (``allotment explain -p``)."""
+    if not values:
+        return resolved
+    winners = dict(resolved.winners)
+    contributions = resolved.contributions
+    for item in values:
+        winners[item.field] = item
+        contributions = contributions.replaced(item)
+    ordered = {f: winners[f] for f in FIELDS if f in winners}
+    _check_consistency(resolved.step, ordered)
+    if policy:
+        policy.check(resolved.step, ordered)
+    notes = tuple(n for n in resolved.notes if not n.startswith("warning: "))
+    return Resolved(
+        resolved.step,
+        resolved.backend,
+        MappingProxyType(ordered),
+        contributions,
+        resolved.options,
+        notes + _warn(beyond_bounds(resolved.step, ordered)),
+    )
 
 
 def _check_consistency(step: str, winners: Mapping[str, Sourced]) -> None:

@@ -147,7 +147,7 @@ def load_settings(
     try:
         profile = get_profile(profile_name)
     except AllotmentError as e:
-        raise e.with_context(source=origins["profile"]) from e
+        raise e.with_context(source=origins["profile"]) from None
     policy = load_policy(policy_path) if policy_path else None
     inputs = {"cli": dict(cli or {}), "env": {var: env[var] for var in ENV.values() if var in env}, "config": dict(config or {})}
     return Settings(str(backend), withs, sets, policy, profile, origins, inputs)

@@ -10,8 +10,13 @@
 Examples: ``kubernetes:cpu=8,memory=32768``, ``batch:gpu=2``, ``memory=65536`` (every step,
 on whatever backend it runs), ``train.kubernetes:memory=64Gi`` (step ``train`` when it runs
 on Kubernetes), ``train:memory=64Gi``. A number with no unit is MiB for memory, disk and
-shared memory, and cores for cpu. A name before ``:`` that is no backend is a step name;
-:func:`check_steps` rejects one that names no step.
+shared memory, and cores for cpu. A name before ``:`` that is no backend is a step name; a
+dotted name ends in a backend only when its last part is exactly one (``grp.train.kubernetes``),
+so a task id in a TaskGroup whose last part merely looks like a backend (``etl.locale``,
+``grp.batches``) is a step name. :func:`check_steps` decides with the known step names: it
+rejects a name that names no step, with a did-you-mean for a near step or a misspelt backend.
+On the command line each ``--with`` is one spec: ``;`` separates specs only in the
+environment's and the config's one-string form.
 """
 
 from __future__ import annotations
@@ -67,16 +72,36 @@ def _error(origin: str, text: str, start: int, end: int, problem: str, accepted:
     return AllotmentError(problem, source=f"{origin} {text!r}", accepted=accepted, pointer=_pointer(text, start, end))
 
 
-def parse_with(text: str, origin: str = "--with", kind: str = "with") -> WithSpec:
-    """Parse one spec; errors point at the offending part of ``text``."""
+def parse_with(text: str, origin: str = "--with", kind: str = "with", *, split_on: str | None = None) -> WithSpec:
+    """Parse one spec; errors point at the offending part of ``text``. ``split_on``: the separator
+    of the string ``text`` came from (``;`` for the environment's form), None when ``text`` is one
+    spec on its own (a ``--with`` option), where a ``;`` is a mistake worth naming."""
     accepted_keys = f"keys are {', '.join(WITH_KEYS)}"
     if not text.strip():
         raise AllotmentError("is empty", source=f"{origin} {text!r}", accepted="write e.g. 'kubernetes:cpu=8,memory=32768'")
+    if split_on is None and ";" in text:
+        at = text.index(";")
+        parts = [part.strip() for part in text.split(";") if part.strip()]
+        env = "ALLOTMENT_SET" if kind == "set" else "ALLOTMENT_WITH"
+        if origin.startswith("--"):
+            accepted = f"repeat {origin} for each spec: " + " ".join(f"{origin} {part!r}" for part in parts)
+        else:
+            accepted = "give a list of specs: [" + ", ".join(repr(part) for part in parts) + "]"
+        raise _error(origin, text, at, at + 1, f"holds ';', which separates specs only in {env}", accepted)
     head, sep, body = text.partition(":")
     if not sep and "=" not in text:
         # A lone name: only choose the backend.
         if text not in BACKENDS:
-            raise _error(origin, text, 0, len(text), f"{text!r} is not a backend", f"backends are {', '.join(BACKENDS)}")
+            close = get_close_matches(text, BACKENDS, n=1, cutoff=0.75)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise _error(
+                origin,
+                text,
+                0,
+                len(text),
+                f"names no backend{hint} and holds no key=value",
+                f"backends are {', '.join(BACKENDS)}; a spec is e.g. 'kubernetes:cpu=8' or 'memory=64Gi'",
+            )
         if kind == "set":
             raise _error(origin, text, 0, len(text), "chooses no value", "write e.g. 'train:memory=2048'")
         return WithSpec(text, origin, kind, None, text, Resources())
@@ -88,21 +113,10 @@ def parse_with(text: str, origin: str = "--with", kind: str = "with") -> WithSpe
     backend: str | None = None
     if sep:
         name, dot, suffix = head.rpartition(".")
-        if dot and (suffix in BACKENDS or get_close_matches(suffix, BACKENDS, n=1, cutoff=0.75)):
+        if dot and suffix in BACKENDS:
             # step.backend; a step name may itself hold dots (an Airflow task in a TaskGroup: grp.train)
             if not _STEP.fullmatch(name):
                 raise _error(origin, text, 0, len(name), f"{name!r} is not a step name", "use the step's name (its task id)")
-            if suffix not in BACKENDS:
-                start = len(name) + 1
-                close = get_close_matches(suffix, BACKENDS, n=1, cutoff=0.75)
-                raise _error(
-                    origin,
-                    text,
-                    start,
-                    start + len(suffix),
-                    f"{suffix!r} is not a backend (did you mean {close[0]!r}?)",
-                    f"backends are {', '.join(BACKENDS)}",
-                )
             step, backend = name, suffix
         elif head in BACKENDS:
             backend = head
@@ -133,7 +147,7 @@ def parse_with(text: str, origin: str = "--with", kind: str = "with") -> WithSpe
         try:
             parsed[key] = PARSERS[key](value)
         except FieldError as e:
-            raise e.with_context(step=step, source=f"{origin} {text!r}", pointer=_pointer(text, *spans[key])) from e
+            raise e.with_context(step=step, source=f"{origin} {text!r}", pointer=_pointer(text, *spans[key])) from None
     return WithSpec(text, origin, kind, step, backend, Resources.normalized(**parsed))
 
 
@@ -145,20 +159,39 @@ def parse_withs(texts: str | Iterable[str], origin: str = "--with", kind: str = 
             raise AllotmentError(
                 "has an empty spec between separators", source=f"{origin} {texts!r}", accepted=f"separate specs with a single {sep!r}"
             )
-    else:
-        parts = list(texts)
-    return tuple(parse_with(p, origin, kind) for p in parts)
+        return tuple(parse_with(p, origin, kind, split_on=sep) for p in parts)
+    return tuple(parse_with(p, origin, kind) for p in texts)
+
+
+def _did_you_mean(name: str, known: Sequence[str]) -> str:
+    """`` (did you mean ...?)`` for a step name that names no step: a near step name, the backend a
+    misspelt one names (``kubrenetes``), or a step on a misspelt backend (``train.kubernets``)."""
+    near = get_close_matches(name, known, n=1, cutoff=0.75)
+    if near:
+        return f" (did you mean step {near[0]!r}?)"
+    backend = get_close_matches(name, BACKENDS, n=1, cutoff=0.75)
+    if backend:
+        return f" (did you mean the backend {backend[0]!r}?)"
+    prefix, dot, suffix = name.rpartition(".")
+    backend = get_close_matches(suffix, BACKENDS, n=1, cutoff=0.75) if dot else []
+    if backend:
+        step = f"step {prefix!r}" if prefix in known else f"{prefix!r}"
+        return f" (did you mean {step} on the backend {backend[0]!r}: '{prefix}.{backend[0]}'?)"
+    return ""
 
 
 def check_steps(specs: Sequence[WithSpec], steps: Iterable[str]) -> None:
-    """Reject a spec that names a step that does not exist (likely a typo, or a misspelt backend)."""
+    """Reject a spec that names a step that does not exist (likely a typo, or a misspelt backend),
+    with a did-you-mean from the known step names and the backends."""
     known = sorted(set(steps))
     for spec in specs:
         if spec.step is not None and spec.step not in known:
+            end = len(spec.step) if spec.text.startswith((f"{spec.step}:", f"{spec.step}.")) else 0
             raise AllotmentError(
-                f"names step {spec.step!r}, which does not exist",
+                f"names step {spec.step!r}, which does not exist{_did_you_mean(spec.step, known)}",
                 source=f"{spec.origin} {spec.text!r}",
                 accepted=f"steps are {', '.join(known) or '(none)'}; backends are {', '.join(BACKENDS)}",
+                pointer=_pointer(spec.text, 0, end) if end else None,
             )
 
 

@@ -8,7 +8,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..render import resolved_steps
+from ..discover import Step
+from ..render import render_steps
+from ..resolve import Resolved
 from ..settings import Settings
 from .compile import JOB_DEFINITION_PLACEHOLDER, JOB_QUEUE_PLACEHOLDER, compile_batch, job_name
 
@@ -27,39 +29,43 @@ def render(paths: Sequence[Path], settings: Settings, options: Mapping[str, Any]
     backend are skipped with a note on stderr; warnings also go to stderr.
     """
     platform = (options or {}).get("platform")
-    documents: list[dict[str, Any]] = []
-    for step, resolved in resolved_steps(paths, settings, "batch"):
-        plan = compile_batch(resolved, platform, warn=False)
-        for text in plan.warnings:
-            print(f"allotment: warning: {text}", file=sys.stderr)
-        queue = resolved.options.get("queue")
-        definition = resolved.options.get("job_definition")
-        notes = list(plan.notes)
-        if not queue:
-            notes.append(f"jobQueue {JOB_QUEUE_PLACEHOLDER} is a placeholder: name the queue with @batch(queue=...)")
-        if not definition:
-            notes.append(
-                f"jobDefinition {JOB_DEFINITION_PLACEHOLDER} is a placeholder: name the base job definition with @batch(job_definition=...)"
-            )
-        if plan.needs_job_definition:
-            notes.append(
-                "at submit, allotment registers (once) a revision of the base job definition carrying jobDefinitionFields, named "
-                "'<base>-allot-<12 hex of its content>', and submits with it"
-            )
-        name = job_name(step.name)
-        if name != step.name:
-            notes.append(f"jobName {name!r}: the step name made valid for AWS Batch (letters, digits, '-', '_')")
-        document: dict[str, Any] = {
-            "step": step.name,
-            "file": step.file.as_posix(),
-            "platform": plan.platform,
-            "submitJob": plan.submit_job_request(name, str(queue or JOB_QUEUE_PLACEHOLDER), str(definition or JOB_DEFINITION_PLACEHOLDER)),
-        }
-        if plan.needs_job_definition:
-            document["jobDefinitionFields"] = copy.deepcopy(dict(plan.job_definition_fields))
-        if notes:
-            document["notes"] = notes
-        if plan.warnings:
-            document["warnings"] = list(plan.warnings)
-        documents.append(document)
-    return documents
+    return render_steps(paths, settings, "batch", lambda step, resolved: _document(step, resolved, platform))
+
+
+def _document(step: Step, resolved: Resolved, platform: str | None) -> dict[str, Any]:
+    plan = compile_batch(resolved, platform, warn=False)
+    for text in plan.warnings:
+        print(f"allotment: warning: {text}", file=sys.stderr)
+    queue = resolved.options.get("queue")
+    definition = resolved.options.get("job_definition")
+    notes = list(plan.notes)
+    retry = plan.effects.get("retry_memory_factor")
+    if retry:
+        notes.append(f"retry_memory_factor {resolved.value('retry_memory_factor')}: {retry}")
+    if not queue:
+        notes.append(f"jobQueue {JOB_QUEUE_PLACEHOLDER} is a placeholder: name the queue with @batch(queue=...)")
+    if not definition:
+        notes.append(
+            f"jobDefinition {JOB_DEFINITION_PLACEHOLDER} is a placeholder: name the base job definition with @batch(job_definition=...)"
+        )
+    if plan.needs_job_definition:
+        notes.append(
+            "at submit, allotment registers (once) a revision of the base job definition carrying jobDefinitionFields, named "
+            "'<base>-allot-<12 hex of its content>', and submits with it"
+        )
+    name = job_name(step.name)
+    if name != step.name:
+        notes.append(f"jobName {name!r}: the step name made valid for AWS Batch (letters, digits, '-', '_')")
+    document: dict[str, Any] = {
+        "step": step.name,
+        "file": step.file.as_posix(),
+        "platform": plan.platform,
+        "submitJob": plan.submit_job_request(name, str(queue or JOB_QUEUE_PLACEHOLDER), str(definition or JOB_DEFINITION_PLACEHOLDER)),
+    }
+    if plan.needs_job_definition:
+        document["jobDefinitionFields"] = copy.deepcopy(dict(plan.job_definition_fields))
+    if notes:
+        document["notes"] = notes
+    if plan.warnings:
+        document["warnings"] = list(plan.warnings)
+    return document

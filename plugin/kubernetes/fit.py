@@ -30,7 +30,7 @@ from ..profiles import Profile
 from ..resolve import Resolved
 from ..targets import SHM_PATH, SHM_VOLUME, TARGETS, field_of_key, kubernetes_key
 from .compile import compile_pod, step_gpu_key
-from .merge import merge
+from .merge import UserSource, merge
 from .parts import ContainerResources, PodParts
 
 __all__ = ["DEFAULT_KINDS", "PodFit", "fit"]
@@ -135,14 +135,15 @@ def fit(
     profile: Profile | None,
     user: PodParts | Mapping[str, Any] | None = None,
     *,
-    user_source: str,
+    user_source: UserSource,
     owner: str = "the container's own resources",
     ours: PodParts | None = None,
 ) -> PodFit:
     """Fit ``resolved`` into the user's own parts (see the module docs).
 
     ``user``: the user's pod settings (typed, or plain camelCase parts). ``user_source``: how a
-    conflict names them (``"executor_config['pod_override']"``); ``owner``: how the retry-growth
+    conflict names them (``"executor_config['pod_override']"``), or a name per part
+    (:data:`allotment.kubernetes.merge.PARTS`), so that a clash names the one that clashed; ``owner``: how the retry-growth
     error names where memory would come from. ``ours``: allotment's parts when the caller
     compiled them otherwise (an EKS override), else :func:`compile_pod` of ``resolved``.
     """

@@ -76,7 +76,7 @@ from ..resolve import SEED_DEFAULTS
 from ..settings import Settings
 from ..targets import GPU_VENDOR_KEYS, MIG_PROFILE, TARGETS, gpu_key
 
-__all__ = ["NAME", "limit_range", "render"]
+__all__ = ["EXECUTOR_CONFIG", "NAME", "limit_range", "render", "side_effects"]
 
 NAME: Final = "allotment-policy"
 """The LimitRange's name (fixed, so applying it again updates it)."""
@@ -123,6 +123,35 @@ def limit_range(policy: Policy, namespace: str | None = None, name: str = NAME) 
         "metadata": metadata,
         "spec": {"limits": [{"type": "Container", "max": maximum, "default": default, "defaultRequest": default_request}]},
     }
+
+
+EXECUTOR_CONFIG: Final = """\
+    # ConfigMap workflow-controller-configmap (Argo's controller), key executor:
+    executor: |
+      resources:
+        requests: {cpu: 100m, memory: 64Mi}
+        limits: {cpu: 500m, memory: 512Mi}"""
+"""The workflow controller's setting that sizes Argo's ``init`` and ``wait`` containers (the
+controller gives them ``executor.resources``, ``newExecContainer`` in Argo's ``workflowpod.go``),
+with the sizes of Argo's own example configuration."""
+
+
+def _listed(values: Mapping[str, str]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in values.items() if value != "0") or "none"
+
+
+def side_effects(document: Mapping[str, Any]) -> str:
+    """What applying the LimitRange ``document`` does to containers that set no resources of their
+    own, and the controller setting that keeps Argo's ``init`` and ``wait`` containers out of it."""
+    item = document["spec"]["limits"][0]
+    namespace = document.get("metadata", {}).get("namespace")
+    where = f"namespace {namespace!r}" if namespace else "the namespace"
+    return (
+        f"with this LimitRange applied, every container in {where} that sets no resources of its own gets its defaults: "
+        f"requests {_listed(item['defaultRequest'])} (defaultRequest) and limits {_listed(item['default'])} (default). "
+        "That includes Argo's init and wait containers and any sidecar without resources; size Argo's own containers "
+        "in the workflow controller's configuration:\n" + EXECUTOR_CONFIG
+    )
 
 
 def render(paths: Sequence[Path], settings: Settings, options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:

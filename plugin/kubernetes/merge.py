@@ -17,22 +17,39 @@ from ..quantity import QuantityError, parse_quantity
 from ..targets import CONTAINER_KEYS, SHM_VOLUME
 from .parts import ContainerResources, PodParts
 
-__all__ = ["merge", "same_quantity"]
+__all__ = ["PARTS", "UserSource", "merge", "part_source", "same_quantity"]
 
 _SPEC = "allotment's spec"
 
+PARTS = ("resources", "volumes", "volumeMounts", "nodeSelector", "tolerations")
+"""The parts of a pod a user's own settings can clash with allotment's in."""
 
-def merge(ours: PodParts, user: PodParts, *, step: str, user_source: str) -> PodParts:
-    """``user``'s parts with ``ours`` added (see the module docs); ``user_source`` names the user's side in errors."""
-    resources = _merge_resources(ours.resources, user.resources, step, user_source)
-    volumes = _merge_named(ours.volumes, user.volumes, step, user_source)
-    mounts = _merge_mounts(ours.volume_mounts, user.volume_mounts, step, user_source)
+UserSource = str | Mapping[str, str]
+"""How a clash names the user's side: one name for all of it, or one per part (:data:`PARTS`:
+``{"resources": "container_resources of KubernetesPodOperator", ...}``), so that the message
+names the argument that clashed rather than every one the user could have set."""
+
+
+def part_source(user_source: UserSource, part: str) -> str:
+    """The name of the user's ``part`` (its own entry, else ``user_source`` itself when a string)."""
+    if isinstance(user_source, str):
+        return user_source
+    return user_source.get(part) or next(iter(user_source.values()), "the user's own pod settings")
+
+
+def merge(ours: PodParts, user: PodParts, *, step: str, user_source: UserSource) -> PodParts:
+    """``user``'s parts with ``ours`` added (see the module docs); ``user_source`` names the user's
+    side in errors, as one name or per part."""
+    resources = _merge_resources(ours.resources, user.resources, step, part_source(user_source, "resources"))
+    volumes = _merge_named(ours.volumes, user.volumes, step, part_source(user_source, "volumes"))
+    mounts = _merge_mounts(ours.volume_mounts, user.volume_mounts, step, part_source(user_source, "volumeMounts"))
 
     selector = dict(user.node_selector)
     for label, value in ours.node_selector.items():
         if label in selector and selector[label] != value:
+            theirs = part_source(user_source, "nodeSelector")
             raise AllotmentError(
-                f"node selector {label}={selector[label]!r} from {user_source} conflicts with {label}={value!r} "
+                f"node selector {label}={selector[label]!r} from {theirs} conflicts with {label}={value!r} "
                 "that allotment derives from gpu_type",
                 step=step,
                 accepted="drop the label from your node selector, or change gpu_type",

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..render import resolved_steps
+from ..render import render_steps
 from ..settings import Settings
 from .compile import compile_pod
 
@@ -17,7 +17,9 @@ def render(paths: Sequence[Path], settings: Settings, options: Mapping[str, Any]
     """One document per step that runs on Kubernetes: ``step``, ``file``, then the container
     ``resources`` and the pod's ``volumes``, ``volumeMounts``, ``nodeSelector``, ``tolerations``.
     Steps pinned to another backend are skipped with a note on stderr."""
-    return [
-        {"step": step.name, "file": step.file.as_posix(), **compile_pod(resolved, settings.profile).to_dict()}
-        for step, resolved in resolved_steps(paths, settings, "kubernetes")
-    ]
+    return render_steps(
+        paths,
+        settings,
+        "kubernetes",
+        lambda step, resolved: {"step": step.name, "file": step.file.as_posix(), **compile_pod(resolved, settings.profile).to_dict()},
+    )

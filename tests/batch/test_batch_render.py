@@ -175,8 +175,9 @@ def test_render_error_exits_1_with_the_message(tmp_path: Path, capsys: pytest.Ca
     code, out, err = _render(capsys, str(bad))
     assert code == 1 and out == ""
     assert err == (
-        "allotment: error: step 'train': gpu='1' from @batch cannot run on AWS Batch Fargate: Fargate has no GPUs; "
+        f"allotment: error: {bad}: step 'train': gpu='1' from @batch cannot run on AWS Batch Fargate: Fargate has no GPUs; "
         "set gpu to 0, or use platform 'ec2' or 'eks'\n"
+        "allotment: render --target batch: 0 documents, 1 step in 1 file, 1 error\n"
     )
 
 

@@ -67,7 +67,8 @@ def test_explain_console_script_shows_each_field_value_and_source() -> None:
 
 def test_explain_json(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "explain", str(FLOW), "--with", "kubernetes:cpu=8", "-o", "json")
-    assert (code, err) == (0, "")
+    assert code == 0
+    assert err.splitlines()[-1] == "allotment: explain: 3 steps (2 kubernetes; 1 batch) in 1 file, 0 errors"
     steps = {item["step"]: item for item in json.loads(out)}
     assert list(steps) == ["prepare", "train", "report"]
     train = steps["train"]
@@ -166,9 +167,14 @@ def test_bad_spec_file_exits_1_with_the_error_and_no_traceback(tmp_path: Path) -
         assert done.returncode == 1
         assert done.stdout == ""
         assert "Traceback" not in done.stderr
+        summary = {
+            "explain": "allotment: explain: 0 steps in 1 file, 1 error",
+            "render": "allotment: render --target kubernetes: 0 documents, 0 steps in 1 file, 1 error",
+        }[command[0]]
         assert done.stderr == (
             f"allotment: error: {bad}: step 'train': memory='16gb' from @resources is not a quantity; "
             "use an int (MiB) or e.g. '16Gi', '16384Mi', '16G'\n"
+            f"{summary}\n"
         )
 
 
@@ -176,10 +182,15 @@ def test_bad_spec_file_exits_1_with_the_error_and_no_traceback(tmp_path: Path) -
     ("spec", "expected"),
     [
         ("kubernetes:cpus=8", "allotment: error: from --with 'kubernetes:cpus=8' unknown key 'cpus'; keys are cpu, memory"),
-        ("train.kubernets:cpu=1", "allotment: error: from --with 'train.kubernets:cpu=1' 'kubernets' is not a backend"),
+        (
+            "train.kubernets:cpu=1",
+            "allotment: error: from --with 'train.kubernets:cpu=1' names step 'train.kubernets', which does not exist "
+            "(did you mean step 'train' on the backend 'kubernetes': 'train.kubernetes'?)",
+        ),
         (
             "trian:cpu=1",
-            "allotment: error: from --with 'trian:cpu=1' names step 'trian', which does not exist; steps are prepare, report, train",
+            "allotment: error: from --with 'trian:cpu=1' names step 'trian', which does not exist (did you mean step 'train'?); "
+            "steps are prepare, report, train",
         ),
         ("kubernetes:memory=16gb", "allotment: error: memory='16gb' from --with 'kubernetes:memory=16gb' is not a quantity"),
     ],
@@ -211,15 +222,18 @@ def test_policy_cap_exits_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
     code, _, err = run(capsys, "explain", str(FLOW), "--policy", str(policy))
     assert code == 1
     assert err == (
-        f"allotment: error: step 'train': memory='32Gi' from @kubernetes exceeds the cap memory <= 16Gi (caps in policy {policy}); "
+        f"allotment: error: {FLOW}: step 'train': memory='32Gi' from @kubernetes exceeds the cap memory <= 16Gi (caps in policy {policy}); "
         "ask for at most 16Gi, or have the policy changed\n"
+        "allotment: explain: 3 steps (1 local; 1 batch) in 1 file, 1 error\n"
     )
 
 
 def test_missing_path_exits_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = run(capsys, "explain", str(tmp_path / "nope.py"))
     assert code == 1
-    assert err == f"allotment: error: path='{tmp_path / 'nope.py'}' does not exist; name a .py file or a folder\n"
+    assert (
+        err == f"allotment: error: path='{tmp_path / 'nope.py'}' does not exist; name a .py file or a folder\nallotment: explain: 1 error\n"
+    )
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -75,7 +75,7 @@ def test_defaults_are_never_part_of_the_maximum() -> None:
 
     resolved = resolve(spec_of(small))
     assert values(resolved) == {"cpu": 500, "memory": 4096}
-    assert sources(resolved) == {"cpu": "@resources", "memory": "default (allotment's seed default)"}
+    assert sources(resolved) == {"cpu": "@resources", "memory": "default (built in)"}
 
 
 def test_seed_defaults() -> None:
@@ -261,9 +261,7 @@ def test_shared_memory_above_memory_is_an_error() -> None:
 
 def test_shared_memory_above_the_default_memory_is_an_error_naming_the_default() -> None:
     spec = step_spec(resources=Resources(shared_memory=8192))
-    with pytest.raises(
-        AllotmentError, match=r"shared_memory='8Gi' from @resources is more than memory=4Gi from default \(allotment's seed default\)"
-    ):
+    with pytest.raises(AllotmentError, match=r"shared_memory='8Gi' from @resources is more than memory=4Gi from default \(built in\)"):
         resolve(spec)
 
 
@@ -499,6 +497,8 @@ def applicable(r: Resources, k: Resources, specs: tuple[WithSpec, ...], name: st
     return [(v, s) for v, s in given_values if v is not None]
 
 
+# The values drawn go beyond any machine (a sane-bound warning, tested in test_cli_honesty.py).
+@pytest.mark.filterwarnings("ignore:.*is more than the largest machine a major cloud sells:allotment.errors.AllotmentWarning")
 @given(layer_st, layer_st, with_st, st.sampled_from(["kubernetes", "batch", "local"]))
 @settings(max_examples=300)
 def test_resolve_takes_the_maximum_and_names_a_source_that_gave_it(r: Resources, k: Resources, withs: list[str], backend: str) -> None:
@@ -526,6 +526,8 @@ def test_resolve_takes_the_maximum_and_names_a_source_that_gave_it(r: Resources,
         assert explained[name] == str(won.source)
 
 
+# The values drawn go beyond any machine (a sane-bound warning, tested in test_cli_honesty.py).
+@pytest.mark.filterwarnings("ignore:.*is more than the largest machine a major cloud sells:allotment.errors.AllotmentWarning")
 @given(layer_st, with_st, with_st)
 @settings(max_examples=200)
 def test_adding_a_with_never_lowers_a_step_value(r: Resources, first: list[str], more: list[str]) -> None:
@@ -537,6 +539,8 @@ def test_adding_a_with_never_lowers_a_step_value(r: Resources, first: list[str],
             assert after.winners[name].value >= won.value  # type: ignore[operator]
 
 
+# The values drawn go beyond any machine (a sane-bound warning, tested in test_cli_honesty.py).
+@pytest.mark.filterwarnings("ignore:.*is more than the largest machine a major cloud sells:allotment.errors.AllotmentWarning")
 @given(layer_st, with_st)
 @settings(max_examples=200)
 def test_resolve_with_no_extra_sources_is_the_same(r: Resources, withs: list[str]) -> None:

@@ -88,15 +88,14 @@ def test_empty_spec_between_separators() -> None:
     ("text", "message"),
     [
         (
-            "train.kubernets:cpu=1",
-            "from --with 'train.kubernets:cpu=1' 'kubernets' is not a backend (did you mean 'kubernetes'?); "
-            "backends are kubernetes, batch, local\n"
-            "    train.kubernets:cpu=1\n"
-            "          ^^^^^^^^^",
+            "kubernets",
+            "from --with 'kubernets' names no backend (did you mean 'kubernetes'?) and holds no key=value; "
+            "backends are kubernetes, batch, local; a spec is e.g. 'kubernetes:cpu=8' or 'memory=64Gi'\n    kubernets\n    ^^^^^^^^^",
         ),
         (
-            "kubernets",
-            "from --with 'kubernets' 'kubernets' is not a backend; backends are kubernetes, batch, local\n    kubernets\n    ^^^^^^^^^",
+            "foo",
+            "from --with 'foo' names no backend and holds no key=value; "
+            "backends are kubernetes, batch, local; a spec is e.g. 'kubernetes:cpu=8' or 'memory=64Gi'\n    foo\n    ^^^",
         ),
         (
             "kubernetes:cpus=1",
@@ -205,14 +204,18 @@ def test_check_steps_rejects_an_unknown_step() -> None:
     with pytest.raises(AllotmentError) as info:
         check_steps(specs, ["train", "prep"])
     assert str(info.value) == (
-        "from --with 'trian:cpu=1' names step 'trian', which does not exist; "
-        "steps are prep, train; backends are kubernetes, batch, local"
+        "from --with 'trian:cpu=1' names step 'trian', which does not exist (did you mean step 'train'?); "
+        "steps are prep, train; backends are kubernetes, batch, local\n"
+        "    trian:cpu=1\n"
+        "    ^^^^^"
     )
     check_steps(parse_withs("train:cpu=1;train.batch:gpu=1;kubernetes:cpu=2"), ["train"])
 
 
 def test_check_steps_catches_a_misspelt_backend_read_as_a_step() -> None:
-    with pytest.raises(AllotmentError, match="names step 'kubernets', which does not exist; steps are"):
+    with pytest.raises(
+        AllotmentError, match=r"names step 'kubernets', which does not exist \(did you mean the backend 'kubernetes'\?\); steps are"
+    ):
         check_steps(parse_withs("kubernets:cpu=1"), ["train"])
     with pytest.raises(AllotmentError, match=r"steps are \(none\)"):
         check_steps(parse_withs("train:cpu=1"), [])
