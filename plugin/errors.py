@@ -22,11 +22,11 @@ MAX_SHOWN: Final = 80
 """At most this many characters of a value's ``repr`` appear in a message."""
 _MAX_NAME: Final = 120  # a step or field name
 _MAX_SOURCE: Final = 240
-_MAX_PROBLEM: Final = 320
+_MAX_PROBLEM: Final = 1000  # may wrap another message (a file's import error)
 _MAX_ACCEPTED: Final = 500
 _MAX_POINTER_LINE: Final = 160
 MAX_MESSAGE: Final = 2000
-"""No message is longer than this (the parts' limits add up to less)."""
+"""No message is longer than this."""
 _HUGE_INT_BITS: Final = 256  # an int longer than this is shown by its size (str() raises past 4300 digits)
 
 
@@ -130,7 +130,7 @@ class AllotmentError(ValueError):
             text = f"{text}; {clip(str(self.accepted), _MAX_ACCEPTED)}"
         if self.pointer:
             text = f"{text}\n{_clip_pointer(str(self.pointer))}"
-        return text
+        return clip(text, MAX_MESSAGE - 32)  # room for the length clip() adds
 
     def with_context(self, *, step: str | None = None, source: str | None = None, pointer: str | None = None) -> AllotmentError:
         """A copy of this error that also names ``step`` and ``source`` and shows ``pointer`` (each kept where already set)."""

@@ -118,13 +118,22 @@ def _number(value: object, field: str, accepted: str) -> Decimal | None:
     return None
 
 
+def _plain(value: str) -> str:
+    """A ``str`` subclass's text as a plain ``str`` (its own ``__len__``, ``endswith``... are not
+    trusted, and the spec holds plain strings)."""
+    return str.__getitem__(value, slice(None)) if type(value) is not str else value
+
+
 def _text(value: object, field: str, accepted: str) -> str:
-    """``value`` as a string no longer than :data:`MAX_TEXT`, checked before it is parsed."""
+    """``value`` as a plain string no longer than :data:`MAX_TEXT`, checked before it is parsed."""
     if not isinstance(value, str):
         raise FieldError(f"is a {type(value).__name__}", field=field, value=value, accepted=accepted)
-    if len(value) > MAX_TEXT:
-        raise FieldError(f"is {len(value)} characters long", field=field, value=value, accepted=f"{accepted}, in at most {MAX_TEXT} characters")
-    return str(value)
+    text = _plain(value)
+    if len(text) > MAX_TEXT:
+        raise FieldError(
+            f"is {len(text)} characters long", field=field, value=text, accepted=f"{accepted}, in at most {MAX_TEXT} characters"
+        )
+    return text
 
 
 def parse_cpu(value: object, field: str = "cpu") -> int:
@@ -220,16 +229,17 @@ def parse_gpu(value: object, field: str = "gpu") -> int:
 def parse_gpu_type(value: object, field: str = "gpu_type") -> str:
     """A GPU model name (``H100``, ``A100-80GB``, ``L4``) or a MIG profile (``1g.10gb``)."""
     accepted = "use a GPU model such as 'H100', 'A100-80GB', 'L4' or a MIG profile such as '1g.10gb'"
-    if not isinstance(value, str) or not _GPU_TYPE.fullmatch(value):
+    if not isinstance(value, str) or not _GPU_TYPE.fullmatch(text := _plain(value)):
         raise FieldError("is not a GPU type", field=field, value=value, accepted=accepted)
-    return value
+    return text
 
 
 def parse_gpu_vendor(value: object, field: str = "gpu_vendor") -> str:
     """A vendor name (:data:`GPU_VENDORS`) or an explicit extended-resource key such as ``example.com/gpu``."""
     accepted = f"use one of {', '.join(GPU_VENDORS)} or an extended-resource key such as 'example.com/gpu'"
-    if isinstance(value, str) and (value in GPU_VENDORS or (len(value) <= 316 and _RESOURCE_KEY.fullmatch(value))):
-        return value
+    text = _plain(value) if isinstance(value, str) else None
+    if text is not None and (text in GPU_VENDORS or (len(text) <= 316 and _RESOURCE_KEY.fullmatch(text))):
+        return text
     raise FieldError("is not a GPU vendor", field=field, value=value, accepted=accepted)
 
 

@@ -77,7 +77,9 @@ class Profile:
             raise AllotmentError(f"has unknown key {shown(unknown[0])}", source=src, accepted="keys are name, label, gpu_types")
         name = data.get("name", origin)
         if not isinstance(name, str) or not name or len(name) > _MAX_PROFILE_NAME:
-            raise AllotmentError(f"has name {shown(name)}", source=src, accepted=f"use a text name of at most {_MAX_PROFILE_NAME} characters")
+            raise AllotmentError(
+                f"has name {shown(name)}", source=src, accepted=f"use a text name of at most {_MAX_PROFILE_NAME} characters"
+            )
         types = data.get("gpu_types")
         if not isinstance(types, Mapping) or not types:
             raise AllotmentError("has no gpu_types mapping", source=src, accepted="use e.g. gpu_types: {H100: h100}")
@@ -104,7 +106,9 @@ class Profile:
             for key, text in labels.items():
                 if not _is_label_key(key):
                     raise AllotmentError(
-                        f"gpu_types.{gpu_type} has label {shown(key)}, which is not a node label key", source=src, accepted=_LABEL_KEY_ACCEPTED
+                        f"gpu_types.{gpu_type} has label {shown(key)}, which is not a node label key",
+                        source=src,
+                        accepted=_LABEL_KEY_ACCEPTED,
                     )
                 if not _LABEL_VALUE.fullmatch(text):
                     raise AllotmentError(
@@ -121,7 +125,9 @@ _MAX_PROFILE_NAME: Final = 253
 _LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_LABEL_KEY_ACCEPTED: Final = "a label key is a name of at most 63 characters, optionally after a DNS prefix and '/' (e.g. nvidia.com/gpu.product)"
+_LABEL_KEY_ACCEPTED: Final = (
+    "a label key is a name of at most 63 characters, optionally after a DNS prefix and '/' (e.g. nvidia.com/gpu.product)"
+)
 
 
 def _is_label_key(key: object) -> bool:

@@ -93,7 +93,7 @@ class Resolved:
             )
         elif growth.beyond_maximum(try_number):
             notes.append(
-                f"memory growth for try {try_number} held at {describe_value('memory', held)}, the most memory "
+                f"memory growth for try {try_number} held at {describe_value('memory', held)} (1Ei), the most memory "
                 "allotment accepts (more than any machine has)"
             )
         notes.append(

@@ -326,7 +326,9 @@ def _matching(client: BatchClient, derived: DerivedJobDefinition) -> list[Mappin
     ]
 
 
-def _reference(described: Mapping[str, Any], derived: DerivedJobDefinition, *, registered: bool, notes: tuple[str, ...]) -> JobDefinitionRef:
+def _reference(
+    described: Mapping[str, Any], derived: DerivedJobDefinition, *, registered: bool, notes: tuple[str, ...]
+) -> JobDefinitionRef:
     return JobDefinitionRef(
         job_definition=str(described["jobDefinitionArn"]),
         name=str(described.get("jobDefinitionName", derived.name)),

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from allotment.batch import compile_batch
 from allotment.batch.jobdefs import DIGEST_TAG, NAME_MARK, JobDefinitionRef, ensure_job_definition, registration_request
-from batch_support import base, moto_batch, moto_server, resolved_of
+from batch_support import base, moto_server, resolved_of
 
 pytest.importorskip("boto3")
 
@@ -107,7 +107,11 @@ def test_forced_race_settles_on_the_lowest_revision_and_deregisters_the_duplicat
     assert sorted(d["status"] for d in all_revisions) == ["ACTIVE"] + ["INACTIVE"] * (callers - 1)
     losers = [r for r in refs if not r.registered]
     assert all(
-        any(n.startswith(f"job definition {winner.name}: revision {winner.revision} with the same content") and n.endswith("was deregistered") for n in r.notes)
+        any(
+            n.startswith(f"job definition {winner.name}: revision {winner.revision} with the same content")
+            and n.endswith("was deregistered")
+            for n in r.notes
+        )
         for r in losers
     )
     # A later caller reuses it without registering.
