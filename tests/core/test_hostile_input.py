@@ -334,6 +334,36 @@ def test_resolution_with_hostile_runtime_input_raises_only_allotment_errors() ->
         {"tasks": {"x" * 10**5: "memory=1Gi"}},
         {"tasks": {"t": {"memory": HUGE_INT}}},
         {"set": "t:gpu=" + "9" * 5000},
-        {HUGE_INT: 1},
     ):
         raises_fast(lambda conf=conf: resolve(None, step="t", withs=parse_runtime(conf, "conf", accepted="x", steps=["t"])[0]))
+
+
+class _BrokenRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("repr refused")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="withspec.py (the CLI engineer's): parse_runtime formats a non-text key with !r and str() itself, "
+    "which raises for an int past 4300 digits or a broken __repr__; a conf from JSON has text keys only",
+)
+@pytest.mark.parametrize(
+    "conf",
+    [{HUGE_INT: 1}, {"tasks": {HUGE_INT: "memory=1Gi"}}, {"tasks": {"t": {HUGE_INT: 1}}}, {"tasks": {_BrokenRepr(): "memory=1Gi"}}],
+    ids=["key", "task-key", "field-key", "broken-repr-key"],
+)
+def test_parse_runtime_with_python_keys_that_cannot_be_printed(conf: dict[Any, Any]) -> None:
+    raises_fast(lambda: parse_runtime(conf, "conf", accepted="x", steps=["t"]))
+
+
+@pytest.mark.xfail(strict=True, reason="withspec.py (the CLI engineer's): a task key that is not text is str()-ed into a step name")
+def test_parse_runtime_rejects_a_task_key_that_is_not_text() -> None:
+    raises_fast(lambda: parse_runtime({"tasks": {("t",): "memory=1Gi"}}, "conf", accepted="x"))
+
+
+@pytest.mark.xfail(strict=True, reason="withspec.py (the CLI engineer's): parse_withs calls .strip() on each item of a list")
+def test_parse_withs_rejects_a_list_item_that_is_not_text() -> None:
+    from allotment.withspec import parse_withs
+
+    raises_fast(lambda: parse_withs(["memory=1Gi", 5]))  # type: ignore[list-item]
