@@ -31,7 +31,11 @@ literals = st.one_of(
     st.sampled_from(["True", "None", "10**5000", "-10**5000", "Decimal('1E+999999')", "Decimal('0.0010000000000000000000000000001')"]),
     st.sampled_from(["[]", "{}", "{'pool': 'gpu'}", "[{'key': 'x', 'operator': 'Exists'}]", "'burstable'", "'guaranteed'", "'fargate'"]),
 )
-_OPTIONS = {"resources": (), "kubernetes": ("qos", "namespace", "image", "node_selector", "tolerations"), "batch": ("queue", "job_definition", "platform")}
+_OPTIONS = {
+    "resources": (),
+    "kubernetes": ("qos", "namespace", "image", "node_selector", "tolerations"),
+    "batch": ("queue", "job_definition", "platform"),
+}
 
 
 _GOOD: dict[str, list[object]] = {
