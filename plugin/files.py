@@ -55,7 +55,9 @@ def read_mapping(path: str | Path, what: str) -> dict[str, Any]:
         else:
             import yaml
 
-            data = yaml.safe_load(text)
+            # libyaml's loader where PyYAML has it: the same safe types, and it refuses deep
+            # nesting at once (the pure-Python one takes a second per thousand '[').
+            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except Exception as e:  # each parser has its own error type; RecursionError and int-size ValueErrors too
         detail = " ".join(str(e).split()) or type(e).__name__
         raise AllotmentError(f"is not valid {suffix[1:].upper()}: {detail}", source=source) from e

@@ -2,10 +2,9 @@
 one oracle (docs/design.md §7.2): the only exception that may escape is ``AllotmentError``, its
 message is short and names the field (or the key, or the file) that was wrong.
 
-``ALLOTMENT_FUZZ_LONG=1`` is the long mode: every target runs :data:`LONG` inputs (the CLI
-targets, which import a file per input, :data:`LONG_CLI`); otherwise CI's share, a few thousand
-inputs in all, in well under a minute on two cores. The counts per target are in the table of
-``tests/fuzz/README.md``.
+``ALLOTMENT_FUZZ_LONG=1`` is the long mode: every target runs :data:`LONG_FACTOR` times its
+CI share, over 100,000 inputs in all; otherwise CI's share, a few thousand inputs in all, in
+well under a minute on two cores. The counts per target are in ``tests/fuzz/README.md``.
 """
 
 from __future__ import annotations
@@ -30,15 +29,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 LONG_MODE = os.environ.get("ALLOTMENT_FUZZ_LONG") == "1"
-LONG: int = 100_000
-LONG_CLI: int = 10_000
+LONG_FACTOR: int = 25
 
 T = TypeVar("T")
 
 
-def examples(ci: int, *, cli: bool = False) -> Callable[[T], T]:
-    """Hypothesis settings for a fuzz target: ``ci`` inputs, or the long mode's."""
-    count = (LONG_CLI if cli else LONG) if LONG_MODE else ci
+def examples(ci: int) -> Callable[[T], T]:
+    """Hypothesis settings for a fuzz target: ``ci`` inputs, or :data:`LONG_FACTOR` times as many in the long mode."""
+    count = ci * LONG_FACTOR if LONG_MODE else ci
     return settings(  # type: ignore[return-value]
         max_examples=count,
         deadline=None,  # the targets bound their own time (raises_only_allotment_errors)

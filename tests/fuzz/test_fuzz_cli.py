@@ -128,7 +128,7 @@ def run_cli(argv: list[str]) -> tuple[int, str, str, list[str]]:
 
 
 @given(command_lines())
-@examples(250, cli=True)
+@examples(150)
 def test_cli_on_generated_files(argv: list[str]) -> None:
     code, out, err, _ = run_cli(argv)
     assert code in (0, 1), (code, err)

@@ -74,7 +74,7 @@ def model_millicores(text: str) -> int | None:
 
 
 @given(st.one_of(quantity_like, texts))
-@examples(600)
+@examples(400)
 def test_parse_quantity_raises_only_quantity_errors_and_is_exact(text: str) -> None:
     try:
         value = parse_quantity(text)
@@ -87,14 +87,14 @@ def test_parse_quantity_raises_only_quantity_errors_and_is_exact(text: str) -> N
 
 
 @given(st.sampled_from(["memory", "disk", "shared_memory"]), st.one_of(quantity_like, texts))
-@examples(600)
+@examples(400)
 def test_memory_like_fields_match_the_exact_model(field: str, text: str) -> None:
     result = outcome(lambda: PARSERS[field](text), [field])
     assert (None if isinstance(result, AllotmentError) else result) == model_mib(text)
 
 
 @given(st.one_of(quantity_like, texts))
-@examples(600)
+@examples(400)
 def test_cpu_matches_the_exact_model(text: str) -> None:
     result = outcome(lambda: PARSERS["cpu"](text), ["cpu"])
     assert (None if isinstance(result, AllotmentError) else result) == model_millicores(text)
@@ -121,7 +121,7 @@ _BOUNDS = {
 
 
 @given(st.sampled_from(FIELDS), hostile_values)
-@examples(1500)
+@examples(800)
 def test_every_field_parser_takes_any_value(field: str, value: object) -> None:
     result = outcome(lambda: PARSERS[field](value), [field])
     if isinstance(result, AllotmentError):

@@ -23,7 +23,7 @@ def _spec() -> StepSpec:
 
 
 @given(file_bytes(policies))
-@examples(500)
+@examples(200)
 def test_policy_files(file: tuple[str, bytes]) -> None:
     path = write_file(*file)
     try:
@@ -36,7 +36,7 @@ def test_policy_files(file: tuple[str, bytes]) -> None:
 
 
 @given(file_bytes(profiles))
-@examples(500)
+@examples(200)
 def test_profile_files(file: tuple[str, bytes]) -> None:
     path = write_file(*file)
     try:
@@ -49,7 +49,7 @@ def test_profile_files(file: tuple[str, bytes]) -> None:
 
 
 @given(st.one_of(policies, trees, hostile_values))
-@examples(400)
+@examples(200)
 def test_policy_from_mapping_with_python_values(data: Any) -> None:
     """What a caller (a face, a test) may hand over directly: any Python values, huge ints included."""
     outcome(lambda: Policy.from_mapping(data, origin="p.yaml"), ["p.yaml"])

@@ -29,7 +29,7 @@ def _check_spec(made: Resources) -> None:
 
 
 @given(keywords)
-@examples(800)
+@examples(300)
 def test_resources_constructor_and_validators(kwargs: dict[str, Any]) -> None:
     names = [*kwargs, "unknown field", "Resources"]
     for call in (
@@ -62,7 +62,7 @@ _json_tokens = st.one_of(
 
 
 @given(st.dictionaries(st.sampled_from(FIELDS), _json_tokens, max_size=4))
-@examples(400)
+@examples(200)
 def test_resources_from_json(tokens: dict[str, str]) -> None:
     text = "{" + ",".join(f'"{k}": {v}' for k, v in tokens.items()) + "}"
     made = outcome(lambda: Resources.model_validate_json(text), [*tokens, "Resources"])
@@ -71,7 +71,7 @@ def test_resources_from_json(tokens: dict[str, str]) -> None:
 
 
 @given(st.sampled_from(sorted(_DECORATORS)), keywords)
-@examples(800)
+@examples(300)
 def test_decorator_keywords(decorator: str, kwargs: dict[str, Any]) -> None:
     def step() -> None: ...
 
@@ -84,6 +84,6 @@ def test_decorator_keywords(decorator: str, kwargs: dict[str, Any]) -> None:
 
 
 @given(hostile_values)
-@examples(200)
+@examples(100)
 def test_a_decorator_given_a_positional_argument(value: object) -> None:
     outcome(lambda: resources(value), ["@resources"])  # type: ignore[call-overload]

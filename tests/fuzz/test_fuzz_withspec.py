@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 
 @given(spec_strings, st.sampled_from(["with", "set"]))
-@examples(1000)
+@examples(400)
 def test_parse_withs(text: str, kind: str) -> None:
     parsed = outcome(lambda: parse_withs(text, "--with", kind=kind), ["--with"])
     if isinstance(parsed, AllotmentError):
@@ -56,7 +56,7 @@ runtime_blocks = st.one_of(
 
 
 @given(runtime_blocks, st.one_of(st.none(), st.lists(st.sampled_from(["train", "grp.train", "etl"]), max_size=3)))
-@examples(1000)
+@examples(400)
 def test_parse_runtime(block: Any, steps: list[str] | None) -> None:
     origin = "dag_run.conf['allotment']"
     parsed = outcome(lambda: parse_runtime(block, origin, accepted="write e.g. {'with': 'memory=64Gi'}", steps=steps), [origin])
