@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict, TypeVar, Unpack, overload
 
-from .errors import AllotmentError
+from .errors import AllotmentError, shown
 from .fields import FIELDS
 
 if TYPE_CHECKING:
@@ -180,7 +180,7 @@ def agree_option(
     ``of Script 'train'``). Returns None when neither is given."""
     if given not in UNSET and from_spec not in UNSET and given != from_spec:
         raise AllotmentError(
-            f"{argument}={given!r} {where} conflicts with {option}={from_spec!r} from @{decorator}",
+            f"{argument}={shown(given)} {where} conflicts with {option}={shown(from_spec)} from @{decorator}",
             step=step,
             accepted=accepted or f"give the {argument} in one place",
         )
@@ -203,8 +203,8 @@ def _check_options(decorator: str, step: str, options: dict[str, Any]) -> dict[s
         elif name in ("namespace", "queue", "job_definition", "image"):
             if not isinstance(value, str) or not value:
                 raise bad(name, "is not a non-empty string", "use a name")
-            if name == "namespace" and not _NAME.fullmatch(value):
-                raise bad(name, "is not a namespace name", "use lower-case letters, digits and '-'")
+            if name == "namespace" and not (len(value) <= 63 and _NAME.fullmatch(value)):
+                raise bad(name, "is not a namespace name", "use at most 63 lower-case letters, digits and '-'")
         elif name == "platform":
             if value not in ("ec2", "fargate", "eks"):
                 raise bad(name, "is not a Batch platform", "use 'ec2', 'fargate' or 'eks'")
@@ -237,14 +237,14 @@ def _decorator(decorator: str, func: Any, kwargs: dict[str, Any]) -> Any:
         name = step_name(target)
         if isinstance(inner, type) or not callable(inner):
             raise AllotmentError(
-                f"@{decorator} was applied to {type(target).__name__} {target!r}",
+                f"@{decorator} was applied to {type(target).__name__} {shown(target)}",
                 accepted="apply it to a step function (or a decorator object wrapping one)",
             )
         allowed = FIELDS + _OPTIONS[decorator]
         unknown = [key for key in kwargs if key not in allowed]
         if unknown:
             raise AllotmentError(
-                f"@{decorator} got an unknown keyword {unknown[0]!r}",
+                f"@{decorator} got an unknown keyword {shown(unknown[0])}",
                 step=name,
                 accepted=f"it takes {', '.join(allowed)}",
             )
@@ -263,7 +263,7 @@ def _decorator(decorator: str, func: Any, kwargs: dict[str, Any]) -> Any:
     if func is not None:
         if kwargs or not callable(func):
             raise AllotmentError(
-                f"@{decorator} takes keyword arguments only, got {func!r}",
+                f"@{decorator} takes keyword arguments only, got {shown(func)}",
                 accepted=f"write @{decorator}(cpu=4, memory='16Gi')",
             )
         return apply(func)

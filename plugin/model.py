@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer, field_validator
 
-from .errors import AllotmentError, FieldError
+from .errors import AllotmentError, FieldError, shown
 from .fields import FIELDS, PARSERS
 from .quantity import format_cpu, format_mib
 
@@ -139,6 +139,8 @@ def describe_value(field: str, value: object) -> str:
     """A value in the words a user reads: ``cpu 1500 -> '1500m'``, ``memory 16384 -> '16Gi'``."""
     if value is None:
         return "-"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return shown(value)  # beyond every bound; str() of a long int raises
     if field == "cpu" and isinstance(value, int):
         return format_cpu(value)
     if field in ("memory", "disk", "shared_memory") and isinstance(value, int):

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import AllotmentError, FieldError
+from .errors import AllotmentError, FieldError, shown
+from .fields import parse_gpu_type
 from .model import Resources, describe_value
 from .sources import Sourced
 
@@ -47,21 +48,36 @@ class Policy:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], origin: str = "policy") -> Policy:
-        """Validate a policy given as a mapping (the file's content)."""
+        """Validate a policy given as a mapping (the file's content): any content gives a
+        :class:`Policy` or an :class:`AllotmentError` naming the file and the key."""
+        from .files import check_keys
+
         src = f"policy {origin}"
         known = {"caps", "gpu_types", "runtime"}
+        if not isinstance(data, Mapping):
+            raise AllotmentError(f"is a {type(data).__name__}, not a mapping", source=src, accepted=f"keys are {', '.join(sorted(known))}")
+        check_keys(data, src)
         unknown = sorted(set(data) - known)
         if unknown:
-            raise AllotmentError(f"has unknown key {unknown[0]!r}", source=src, accepted=f"keys are {', '.join(sorted(known))}")
-        runtime = data.get("runtime") or {}
+            raise AllotmentError(f"has unknown key {shown(unknown[0])}", source=src, accepted=f"keys are {', '.join(sorted(known))}")
+        runtime = data.get("runtime")
+        if runtime is None:  # an empty section; but `runtime: false` is no way to turn runtime input off
+            runtime = {}
+        if isinstance(runtime, Mapping):
+            check_keys(runtime, src, "runtime")
         if not isinstance(runtime, Mapping) or set(runtime) - {"with", "set", "caps"}:
             raise AllotmentError("has a bad 'runtime' section", source=src, accepted="runtime takes 'with', 'set' and 'caps'")
         for flag in ("with", "set"):
             if flag in runtime and not isinstance(runtime[flag], bool):
-                raise AllotmentError(f"runtime.{flag} is {runtime[flag]!r}", source=src, accepted="use true or false")
+                raise AllotmentError(f"runtime.{flag} is {shown(runtime[flag])}", source=src, accepted="use true or false")
         gpu_types = data.get("gpu_types")
         if gpu_types is not None and (not isinstance(gpu_types, list) or not all(isinstance(t, str) for t in gpu_types)):
             raise AllotmentError("gpu_types is not a list of names", source=src, accepted="use e.g. [H100, L4]")
+        for gpu_type in gpu_types or ():
+            try:
+                parse_gpu_type(gpu_type)
+            except FieldError as e:
+                raise e.with_context(source=f"{src} gpu_types") from None
         return cls(
             origin=origin,
             caps=_caps(data.get("caps"), f"{src} caps"),
@@ -133,9 +149,12 @@ def _caps(data: object, source: str) -> Resources:
         return Resources()
     if not isinstance(data, Mapping):
         raise AllotmentError("is not a mapping", source=source, accepted=f"use e.g. {{memory: 128Gi}} with fields {', '.join(_CAP_FIELDS)}")
+    from .files import check_keys
+
+    check_keys(data, source)
     unknown = sorted(set(data) - set(_CAP_FIELDS))
     if unknown:
-        raise AllotmentError(f"has unknown field {unknown[0]!r}", source=source, accepted=f"caps take {', '.join(_CAP_FIELDS)}")
+        raise AllotmentError(f"has unknown field {shown(unknown[0])}", source=source, accepted=f"caps take {', '.join(_CAP_FIELDS)}")
     try:
         return Resources.from_input(data, source=source)
     except FieldError as e:  # pragma: no cover - from_input adds the context itself

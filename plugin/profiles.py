@@ -25,14 +25,15 @@ already selects the nodes that have them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
-from .errors import AllotmentError
-from .fields import MIG_PROFILE
+from .errors import AllotmentError, FieldError, shown
+from .fields import MIG_PROFILE, parse_gpu_type
 
 __all__ = ["BUILTIN_PROFILES", "DEFAULT_PROFILE", "Profile", "get_profile", "load_profile"]
 
@@ -62,29 +63,80 @@ class Profile:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], origin: str) -> Profile:
-        """Validate a user profile (the file's content)."""
+        """Validate a user profile (the file's content): any content gives a :class:`Profile` or
+        an :class:`AllotmentError` naming the file and the entry. GPU types are checked as the
+        ``gpu_type`` field checks them, labels as Kubernetes checks node labels."""
+        from .files import check_keys
+
         src = f"cluster profile {origin}"
+        if not isinstance(data, Mapping):
+            raise AllotmentError(f"is a {type(data).__name__}, not a mapping", source=src, accepted="keys are name, label, gpu_types")
+        check_keys(data, src)
         unknown = sorted(set(data) - {"name", "label", "gpu_types"})
         if unknown:
-            raise AllotmentError(f"has unknown key {unknown[0]!r}", source=src, accepted="keys are name, label, gpu_types")
+            raise AllotmentError(f"has unknown key {shown(unknown[0])}", source=src, accepted="keys are name, label, gpu_types")
+        name = data.get("name", origin)
+        if not isinstance(name, str) or not name or len(name) > _MAX_PROFILE_NAME:
+            raise AllotmentError(
+                f"has name {shown(name)}", source=src, accepted=f"use a text name of at most {_MAX_PROFILE_NAME} characters"
+            )
         types = data.get("gpu_types")
         if not isinstance(types, Mapping) or not types:
             raise AllotmentError("has no gpu_types mapping", source=src, accepted="use e.g. gpu_types: {H100: h100}")
+        check_keys(types, src, "gpu_types")
         label = data.get("label")
+        if label is not None and not _is_label_key(label):
+            raise AllotmentError(f"has label {shown(label)}, which is not a node label key", source=src, accepted=_LABEL_KEY_ACCEPTED)
         table: dict[str, Mapping[str, str]] = {}
         for gpu_type, value in types.items():
+            try:
+                parse_gpu_type(gpu_type)
+            except FieldError as e:
+                raise e.with_context(source=f"{src} gpu_types") from None
             if isinstance(value, str) and isinstance(label, str):
                 labels = {label: value}
             elif isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
                 labels = dict(value)
             else:
                 raise AllotmentError(
-                    f"gpu_types.{gpu_type} is {value!r}",
+                    f"gpu_types.{gpu_type} is {shown(value)}",
                     source=src,
                     accepted="give a label value (with a top-level 'label') or a mapping of label to value (values quoted)",
                 )
-            table[str(gpu_type)] = MappingProxyType(dict(sorted(labels.items())))
-        return cls(str(data.get("name", origin)), MappingProxyType(table))
+            for key, text in labels.items():
+                if not _is_label_key(key):
+                    raise AllotmentError(
+                        f"gpu_types.{gpu_type} has label {shown(key)}, which is not a node label key",
+                        source=src,
+                        accepted=_LABEL_KEY_ACCEPTED,
+                    )
+                if not _LABEL_VALUE.fullmatch(text):
+                    raise AllotmentError(
+                        f"gpu_types.{gpu_type} has label value {shown(text)}, which is not a node label value",
+                        source=src,
+                        accepted="a label value is at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+                    )
+            table[gpu_type] = MappingProxyType(dict(sorted(labels.items())))
+        return cls(name, MappingProxyType(table))
+
+
+_MAX_PROFILE_NAME: Final = 253
+# Kubernetes label syntax (k8s.io/apimachinery validation: IsQualifiedName, IsValidLabelValue).
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LABEL_KEY_ACCEPTED: Final = (
+    "a label key is a name of at most 63 characters, optionally after a DNS prefix and '/' (e.g. nvidia.com/gpu.product)"
+)
+
+
+def _is_label_key(key: object) -> bool:
+    if not isinstance(key, str) or len(key) > 253 + 1 + 63:
+        return False
+    prefix, slash, name = key.rpartition("/")
+    if slash and not (len(prefix) <= 253 and _DNS_SUBDOMAIN.fullmatch(prefix)):
+        return False
+    return bool(_LABEL_NAME.fullmatch(name))
 
 
 def _one_label(label: str, table: dict[str, str]) -> Mapping[str, Mapping[str, str]]:

@@ -25,7 +25,7 @@ from typing import Any, Final
 from .bounds import beyond_bounds
 from .decorators import BACKENDS, StepSpec
 from .errors import AllotmentError, AllotmentWarning
-from .fields import FIELDS
+from .fields import FIELDS, MAX_MIB
 from .model import Resources, describe_value
 from .policy import Policy
 from .sources import Contributions, Source, Sourced
@@ -92,7 +92,12 @@ class Resolved:
             notes.append(
                 f"memory growth for try {try_number} held at {describe_value('memory', held)} by the cap "
                 f"{describe_value('memory', growth.cap)} of policy {growth.cap_origin or ''} "
-                f"(would be {describe_value('memory', grown)})"
+                f"(would be {'more than ' if growth.beyond_maximum(try_number) else ''}{describe_value('memory', grown)})"
+            )
+        elif growth.beyond_maximum(try_number):
+            notes.append(
+                f"memory growth for try {try_number} held at {describe_value('memory', held)} (1Ei), the most memory "
+                "allotment accepts (more than any machine has)"
             )
         notes.append(
             f"try {try_number}: memory {describe_value('memory', memory)} -> {describe_value('memory', held)} "
@@ -119,23 +124,45 @@ class RetryGrowth:
 
     Computed in float64, as Argo's expr-lang computes it, so every engine asks for the same
     size: ``110 x 1.1`` is 122 MiB (one above the exact 121). ``runtime``: the memory is (or
-    can be) runtime input, so the cap is the stricter one for runtime input."""
+    can be) runtime input, so the cap is the stricter one for runtime input.
+
+    Growth is also held to ``maximum``, the memory field's hard maximum (1 EiB,
+    :data:`allotment.fields.MAX_MIB`), with or without a policy: ``64Gi`` with factor 16 and no
+    cap would ask for 2^44 MiB at try 8, and the float overflows near try 300. The note of
+    :meth:`Resolved.with_memory_for_try` says when the maximum held it."""
 
     memory: int
     factor: float
     cap: int | None = None
     cap_origin: str | None = None
     runtime: bool = False
+    maximum: int = MAX_MIB
+
+    def _grown(self, try_number: int) -> float:
+        try:
+            return self.memory * self.factor ** max(0, try_number - 1)
+        except OverflowError:  # factor ** (n - 1) beyond float64
+            return math.inf
+
+    def beyond_maximum(self, try_number: int) -> bool:
+        """Whether try ``try_number``'s growth would pass :attr:`maximum`."""
+        return self._grown(try_number) > self.maximum
 
     def uncapped(self, try_number: int) -> int:
-        """Try ``try_number``'s memory (MiB) before the cap."""
-        return math.ceil(self.memory * self.factor ** max(0, try_number - 1))
+        """Try ``try_number``'s memory (MiB) before the policy cap, at most :attr:`maximum`."""
+        grown = self._grown(try_number)
+        return self.maximum if grown > self.maximum else math.ceil(grown)
+
+    @property
+    def limit(self) -> int:
+        """The most any try asks for: the policy cap (never below the first try's memory) or :attr:`maximum`."""
+        return min(max(self.cap, self.memory), self.maximum) if self.cap is not None else self.maximum
 
     def memory_for_try(self, try_number: int) -> int:
-        """Try ``try_number``'s memory (MiB): grown, held to the cap, never below the first try's."""
+        """Try ``try_number``'s memory (MiB): grown, held to the cap and the maximum, never below the first try's."""
         grown = self.uncapped(try_number)
         if self.cap is not None and grown > self.cap:
-            return max(self.cap, self.memory)
+            return min(max(self.cap, self.memory), self.maximum)
         return grown
 
 

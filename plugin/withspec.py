@@ -28,7 +28,7 @@ from difflib import get_close_matches
 from typing import Final
 
 from .decorators import BACKENDS
-from .errors import AllotmentError, FieldError
+from .errors import AllotmentError, FieldError, shown
 from .fields import FIELDS, PARSERS
 from .model import Resources
 from .sources import Source
@@ -160,7 +160,22 @@ def parse_withs(texts: str | Iterable[str], origin: str = "--with", kind: str = 
                 "has an empty spec between separators", source=f"{origin} {texts!r}", accepted=f"separate specs with a single {sep!r}"
             )
         return tuple(parse_with(p, origin, kind, split_on=sep) for p in parts)
-    return tuple(parse_with(p, origin, kind) for p in texts)
+    items = list(texts)
+    for item in items:
+        if not isinstance(item, str):
+            raise AllotmentError(
+                f"has the item {shown(item)}, a {type(item).__name__}, not a spec", source=origin, accepted="give each spec as a string"
+            )
+    return tuple(parse_with(p, origin, kind) for p in items)
+
+
+def _text_keys(mapping: Mapping[object, object], where: str, accepted: str) -> None:
+    """Every key of ``mapping`` is text (a run's conf from JSON has nothing else; a Python caller might)."""
+    for key in mapping:
+        if type(key) is not str:
+            raise AllotmentError(
+                f"has the key {shown(key)}, a {type(key).__name__}, not text", field=where, has_value=False, accepted=accepted
+            )
 
 
 def _did_you_mean(name: str, known: Sequence[str]) -> str:
@@ -215,6 +230,7 @@ def _texts(value: object, origin: str) -> list[str]:
 def with_from_mapping(step: str, fields: Mapping[str, object], origin: str, accepted: str) -> WithSpec:
     """A ``with`` spec for one step given as a mapping of fields (``{"memory": "64Gi", "cpu": 8}``);
     only resource fields (:data:`WITH_KEYS`) are accepted."""
+    _text_keys(fields, origin, accepted)
     unknown = [key for key in fields if key not in WITH_KEYS]
     if unknown:
         raise AllotmentError(f"has key {unknown[0]!r}, which is no resource field", field=origin, has_value=False, accepted=accepted)
@@ -249,6 +265,7 @@ def parse_runtime(
     accepted = f"{accepted}; only resource fields ({', '.join(WITH_KEYS)}) can be changed at run time"
     if not isinstance(block, Mapping):
         raise AllotmentError(f"is a {type(block).__name__}, not a mapping", field=origin, value=block, accepted=accepted)
+    _text_keys(block, origin, accepted)
     unknown = [key for key in block if key not in RUNTIME_KEYS]
     if unknown:
         raise AllotmentError(
@@ -267,6 +284,7 @@ def parse_runtime(
         raise AllotmentError(
             f"is a {type(tasks).__name__}, not a mapping of task_id to spec", field=f"{origin}['tasks']", value=tasks, accepted=accepted
         )
+    _text_keys(tasks, f"{origin}['tasks']", accepted)
     for step, value in tasks.items():
         where = f"{origin}['tasks'][{step!r}]"
         if steps is not None and step not in steps:

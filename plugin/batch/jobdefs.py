@@ -5,11 +5,22 @@
 latest ACTIVE revision, or the revision named), allotment derives a definition that also
 carries those fields, names it by a hash of its content, ``<base>-allot-<12 hex>``, and
 registers it only when no identical ACTIVE revision exists, so registering twice with the
-same spec makes one revision. (Two processes racing may each register one; both are
-identical, and the next call reuses the newest.)
+same spec makes one revision.
+
+Concurrent callers (many tasks of one DAG run starting at once) settle on one revision too.
+AWS has no conditional registration, so two callers that both find none both register; each
+then describes again, and every caller uses the **lowest** ACTIVE revision with the content
+digest. A caller whose own new revision is not that one deregisters it (it is the duplicate;
+nobody else uses it, since every caller picks the lowest) and says so in a note. Revision
+numbers grow with time, so the lowest is registered before any duplicate and each racer sees
+it when it describes after its own registration: the race ends with one ACTIVE revision per
+content digest. (Where DescribeJobDefinitions lags behind a registration, as an eventually
+consistent read may, a duplicate can stay ACTIVE; it is identical, and later calls use the
+lowest.)
 
 No boto3 import: :func:`ensure_job_definition` takes any client with boto3's
-``describe_job_definitions`` and ``register_job_definition`` methods.
+``describe_job_definitions``, ``register_job_definition`` and ``deregister_job_definition``
+methods.
 """
 
 from __future__ import annotations
@@ -73,6 +84,8 @@ class BatchClient(Protocol):
     def describe_job_definitions(self, **kwargs: Any) -> Mapping[str, Any]: ...
 
     def register_job_definition(self, **kwargs: Any) -> Mapping[str, Any]: ...
+
+    def deregister_job_definition(self, **kwargs: Any) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -299,41 +312,65 @@ def _same_content(described: Mapping[str, Any], request: Mapping[str, Any]) -> b
     return ours == theirs
 
 
-def ensure_job_definition(client: BatchClient, job_definition: str, plan: BatchPlan, *, container: str | None = None) -> JobDefinitionRef:
-    """The job definition to submit ``plan`` with.
+def _revision_key(described: Mapping[str, Any]) -> tuple[int, str]:
+    return int(described.get("revision") or 0), str(described.get("jobDefinitionArn") or "")
 
-    When the plan needs no job-definition field, ``job_definition`` as given (no API call).
-    Otherwise the base is described, the derived definition computed, and an ACTIVE revision
-    of it with the same content digest reused; only when none exists is it registered.
-    """
-    if not plan.needs_job_definition:
-        return JobDefinitionRef(job_definition=job_definition, name=job_definition)
-    base = describe_base(client, job_definition, step=plan.step)
-    derived = derive_job_definition(base, plan.job_definition_fields, platform=plan.platform, step=plan.step, container=container)
-    existing = [
+
+def _matching(client: BatchClient, derived: DerivedJobDefinition) -> list[Mapping[str, Any]]:
+    """The ACTIVE revisions of ``derived``'s name that carry its content (by digest tag or by content)."""
+    return [
         d
         for d in _describe_all(client, jobDefinitionName=derived.name, status="ACTIVE")
         if d.get("status", "ACTIVE") == "ACTIVE"
         and ((d.get("tags") or {}).get(DIGEST_TAG) == derived.digest or _same_content(d, derived.request))
     ]
-    if existing:
-        newest = max(existing, key=lambda d: int(d.get("revision") or 0))
-        return JobDefinitionRef(
-            job_definition=str(newest["jobDefinitionArn"]),
-            name=derived.name,
-            revision=int(newest["revision"]),
-            registered=False,
-            derived=True,
-            digest=derived.digest,
-            notes=derived.notes,
-        )
-    response = client.register_job_definition(**copy.deepcopy(dict(derived.request)))
+
+
+def _reference(
+    described: Mapping[str, Any], derived: DerivedJobDefinition, *, registered: bool, notes: tuple[str, ...]
+) -> JobDefinitionRef:
     return JobDefinitionRef(
-        job_definition=str(response["jobDefinitionArn"]),
-        name=str(response.get("jobDefinitionName", derived.name)),
-        revision=int(response["revision"]),
-        registered=True,
+        job_definition=str(described["jobDefinitionArn"]),
+        name=str(described.get("jobDefinitionName", derived.name)),
+        revision=int(described["revision"]),
+        registered=registered,
         derived=True,
         digest=derived.digest,
-        notes=derived.notes,
+        notes=notes,
     )
+
+
+def ensure_job_definition(client: BatchClient, job_definition: str, plan: BatchPlan, *, container: str | None = None) -> JobDefinitionRef:
+    """The job definition to submit ``plan`` with.
+
+    When the plan needs no job-definition field, ``job_definition`` as given (no API call).
+    Otherwise the base is described, the derived definition computed, and the lowest ACTIVE
+    revision with the same content digest reused; only when none exists is it registered. After
+    registering, the revisions are described again: if a concurrent caller registered the same
+    content first, its (lower) revision is used and this call's duplicate deregistered (see the
+    module's notes), so ``registered`` is True only for the revision that stays.
+    """
+    if not plan.needs_job_definition:
+        return JobDefinitionRef(job_definition=job_definition, name=job_definition)
+    base = describe_base(client, job_definition, step=plan.step)
+    derived = derive_job_definition(base, plan.job_definition_fields, platform=plan.platform, step=plan.step, container=container)
+    existing = _matching(client, derived)
+    if existing:
+        return _reference(min(existing, key=_revision_key), derived, registered=False, notes=derived.notes)
+    response = client.register_job_definition(**copy.deepcopy(dict(derived.request)))
+    ours = {**response, "jobDefinitionName": response.get("jobDefinitionName", derived.name)}
+    # No conditional register in AWS: settle on the lowest revision with this content.
+    lowest = min([*_matching(client, derived), ours], key=_revision_key)
+    if _revision_key(lowest) >= _revision_key(ours):
+        return _reference(ours, derived, registered=True, notes=derived.notes)
+    note = (
+        f"job definition {derived.name}: revision {lowest['revision']} with the same content was registered concurrently "
+        f"and is used; this call's duplicate revision {ours['revision']}"
+    )
+    try:
+        client.deregister_job_definition(jobDefinition=str(ours["jobDefinitionArn"]))
+    except Exception as e:  # no boto3 import here; e.g. botocore's ClientError without DeregisterJobDefinition permission
+        note = f"{note} could not be deregistered ({type(e).__name__}: {' '.join(str(e).split())[:200]})"
+    else:
+        note = f"{note} was deregistered"
+    return _reference(lowest, derived, registered=False, notes=(*derived.notes, note))

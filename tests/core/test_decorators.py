@@ -282,7 +282,7 @@ def test_options_are_immutable_copies() -> None:
     [
         ("qos", "besteffort", "is not a QoS class; use 'burstable' (requests only) or 'guaranteed' (limits = requests)"),
         ("qos", None, "is not a QoS class"),
-        ("namespace", "ML_Team", "is not a namespace name; use lower-case letters, digits and '-'"),
+        ("namespace", "ML_Team", "is not a namespace name; use at most 63 lower-case letters, digits and '-'"),
         ("namespace", "", "is not a non-empty string; use a name"),
         ("namespace", 3, "is not a non-empty string"),
         ("image", "", "is not a non-empty string"),
