@@ -25,7 +25,7 @@ import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from difflib import get_close_matches
-from typing import Final
+from typing import Any, Final
 
 from .decorators import BACKENDS
 from .errors import AllotmentError, FieldError, shown
@@ -169,7 +169,7 @@ def parse_withs(texts: str | Iterable[str], origin: str = "--with", kind: str = 
     return tuple(parse_with(p, origin, kind) for p in items)
 
 
-def _text_keys(mapping: Mapping[object, object], where: str, accepted: str) -> None:
+def _text_keys(mapping: Mapping[Any, object], where: str, accepted: str) -> None:
     """Every key of ``mapping`` is text (a run's conf from JSON has nothing else; a Python caller might)."""
     for key in mapping:
         if type(key) is not str:
