@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(explain)
     explain.add_argument("-o", "--output", choices=("table", "json"), default="table", help="output format (default table)")
+    explain.add_argument(
+        "--conf",
+        metavar="JSON",
+        help="preview an Airflow run: its dag_run.conf, e.g. '{\"allotment\": {\"tasks\": {\"train\": \"memory=64Gi\"}}}', "
+        "applied and policy-checked as the running task applies it",
+    )
     render = sub.add_parser(
         "render", help="print what each step compiles to", description="Print what each step compiles to for a target, as YAML or JSON."
     )
@@ -127,13 +133,15 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         from .output import dump
         from .withspec import check_steps
 
+        conf = _json_option("--conf", args.conf)
         steps = list(iter_steps(paths))
         check_steps([*settings.withs, *settings.sets], [s.name for s in steps])
         items = []
         for step in steps:
-            resolved = settings.resolve(step.spec, step=step.name, backend=step.backend, defaults=step.defaults, extra=step.extra)
+            engine = step.settings_for(settings)
+            resolved = step.resolve(engine, conf=conf)
             pinned = step.spec.backend if step.spec else None
-            items.append(explain(resolved, settings.profile, file=step.file.as_posix(), pinned_by=f"@{pinned}" if pinned else None))
+            items.append(explain(resolved, engine.profile, file=step.file.as_posix(), pinned_by=f"@{pinned}" if pinned else None))
         sys.stdout.write(format_table(items) if args.output == "table" else dump([i.as_dict() for i in items], "json"))
         return 0
     from .faces import load_target
@@ -143,6 +151,18 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
     documents = renderer(paths, settings, {"namespace": args.namespace, "platform": args.platform})
     sys.stdout.write(dump(documents, args.output))
     return 0
+
+
+def _json_option(option: str, text: str | None) -> object:
+    """A JSON option's value (None when not given)."""
+    if text is None:
+        return None
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise AllotmentError(f"is not JSON ({e})", field=option, value=text, accepted='write e.g. \'{"allotment": {"with": "memory=64Gi"}}\'') from None
 
 
 if __name__ == "__main__":  # pragma: no cover
