@@ -162,12 +162,14 @@ class WorkerTemplate:
     notes: tuple[str, ...] = ()
 
 
-def executor_template_path(user_config: Mapping[str, Any] | None) -> str:
-    """The pod template file the KubernetesExecutor uses for a task: ``executor_config["pod_template_file"]``,
-    else ``[kubernetes_executor] pod_template_file``, else the provider's basic template."""
+def executor_template_path(user_config: Mapping[str, Any] | None) -> str | None:
+    """The pod template file the KubernetesExecutor starts a task's worker pod from:
+    ``executor_config["pod_template_file"]``, else ``[kubernetes_executor] pod_template_file``;
+    None when neither is set (the executor then starts from an empty pod)."""
     from airflow.providers.cncf.kubernetes.kube_config import KubeConfig
 
-    return _template(user_config or {}, KubeConfig().pod_template_file)
+    chosen = (user_config or {}).get("pod_template_file") or KubeConfig().pod_template_file
+    return str(chosen) if chosen else None
 
 
 def worker_template(step: str, user_config: Mapping[str, Any] | None) -> WorkerTemplate:
@@ -177,6 +179,8 @@ def worker_template(step: str, user_config: Mapping[str, Any] | None) -> WorkerT
     from .pods import template_parts
 
     path = executor_template_path(user_config)
+    if path is None:
+        return WorkerTemplate("", (), None)
     where = "executor_config['pod_template_file']" if (user_config or {}).get("pod_template_file") else "the KubernetesExecutor's pod_template_file"
     label = f"{where} {path!r}"
     if not Path(path).is_file():
@@ -261,7 +265,7 @@ def pod_override_config(
             won = resolved.winners["shared_memory"]
             raise AllotmentError(
                 f"is more than the {describe_value('shared_memory', sized)} of the /dev/shm volume {template.read.shm_volume!r} in "
-                f"the KubernetesExecutor's pod template {template.label}, which pod_override cannot resize (the executor adds "
+                f"{template.label}, which pod_override cannot resize (the executor adds "
                 "pod_override's volumes to the template's)",
                 step=resolved.step,
                 field="shared_memory",
@@ -299,25 +303,27 @@ def _can_clash(parts: Mapping[str, Any]) -> bool:
     )
 
 
-def _template(executor_config: Mapping[str, Any], configured: str | None) -> str:
-    chosen = executor_config.get("pod_template_file") or configured
-    if chosen:
-        return str(chosen)
-    import airflow.providers.cncf.kubernetes as provider
-
-    return str(Path(provider.__file__).parent / "kubernetes_executor_templates" / "basic_template.yaml")
-
-
 def worker_pod(dag_id: str, task_id: str, executor_config: Mapping[str, Any], *, try_number: int = 1, run_id: str | None = None) -> Any:
     """The worker pod the KubernetesExecutor would start for a task, built offline the way
-    the executor builds it: the pod template (``executor_config["pod_template_file"]``, else
-    ``[kubernetes_executor] pod_template_file``, else the provider's basic template), the
-    executor's own settings, then ``pod_override``; the pod mutation hooks run last."""
+    the executor builds it (its own ``get_base_pod_from_template`` and ``PodGenerator.construct_pod``):
+    the pod template (``executor_config["pod_template_file"]``, else ``[kubernetes_executor]
+    pod_template_file``, else an empty pod), the executor's own settings, then ``pod_override``;
+    the pod mutation hooks run last."""
+    import logging
+
+    from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_utils import get_base_pod_from_template
     from airflow.providers.cncf.kubernetes.kube_config import KubeConfig
     from airflow.providers.cncf.kubernetes.kubernetes_helper_functions import create_unique_id
     from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
 
     kube_config = KubeConfig()
+    generator_log = logging.getLogger("airflow.providers.cncf.kubernetes.pod_generator")
+    level = generator_log.level
+    generator_log.setLevel(logging.ERROR)  # "Model file  does not exist" when no template is configured: the executor's empty pod
+    try:
+        base = get_base_pod_from_template(executor_config.get("pod_template_file"), kube_config)
+    finally:
+        generator_log.setLevel(level)
     return PodGenerator.construct_pod(
         dag_id=dag_id,
         task_id=task_id,
@@ -327,7 +333,7 @@ def worker_pod(dag_id: str, task_id: str, executor_config: Mapping[str, Any], *,
         date=None,
         args=list(WORKER_ARGS),
         pod_override_object=PodGenerator.from_obj(dict(executor_config)),
-        base_worker_pod=PodGenerator.deserialize_model_file(_template(executor_config, kube_config.pod_template_file)),
+        base_worker_pod=base,
         namespace=kube_config.executor_namespace,
         scheduler_job_id="render",
         run_id=run_id,

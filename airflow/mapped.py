@@ -58,8 +58,14 @@ def _callable(task: Any) -> Any:
 
 
 def _placeholders(task: Any) -> dict[str, Any]:
-    """Values for one map index: the first literal of each expanded argument, a placeholder
-    (None for pod settings) where an upstream task gives them."""
+    """Values for one map index, in the form ``unmap`` takes: the first literal of each expanded
+    argument, a placeholder (None for pod settings) where an upstream task gives them. A mapped
+    ``@task`` expands its callable's arguments (``op_kwargs``)."""
+    values = _index_values(task)
+    return {"op_kwargs": values} if hasattr(task, "op_kwargs_expand_input") else values
+
+
+def _index_values(task: Any) -> dict[str, Any]:
     expand_input = task._get_specified_expand_input()
     value = getattr(expand_input, "value", None)
     if isinstance(value, Mapping):

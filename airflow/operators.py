@@ -45,6 +45,7 @@ What happens where:
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from airflow.providers.cncf.kubernetes.decorators.kubernetes import _KubernetesDecoratedOperator
@@ -79,6 +80,19 @@ class ResourcesMixin(BaseOperator):
             setup(self, resources=resources, retry_memory_factor=retry_memory_factor, default_args=default_args, step=step, mapped=mapped)
         except AllotmentError as e:
             defer_or_raise(self, e)  # during a DAG file import: the cluster policy reports it in one line
+
+    def _do_render_template_fields(
+        self, parent: Any, template_fields: Any, context: Any, jinja_env: Any, seen_oids: set[int]
+    ) -> None:
+        # Airflow renders nested objects (a V1ResourceRequirements' limits) in place, and a task
+        # about to run is a shallow copy of the parsed one: render copies, so the parsed task keeps
+        # its templates (another run in the same process, dag.test(), reads them anew).
+        if parent is self:
+            for attr in ("container_resources", "volumes", "volume_mounts", "pod_template_dict", "container_overrides"):
+                value = getattr(self, attr, None)
+                if value is not None and not isinstance(value, str):
+                    setattr(self, attr, copy.deepcopy(value))
+        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)  # type: ignore[misc]
 
     def allotment_resolve(self, context: Any = None) -> Resolved:
         """This task's spec (for the run and try of ``context``, when given)."""

@@ -40,6 +40,17 @@ log = logging.getLogger(__name__)
 # A bad @resources in a DAG file is reported by task_policy below, as the file's one-line import error.
 defer_errors_while(importing_dag_file)
 
+
+def _mark_task_instance_hook() -> None:
+    """Tell Airflow that a ``task_instance_mutation_hook`` is registered. Airflow sets this flag only
+    for one defined in ``airflow_local_settings.py``; with it left unset, the scheduler creates a
+    run's task instances without calling the hooks that ``airflow.policy`` entry points register."""
+    import airflow.settings
+
+    hook = getattr(airflow.settings, "task_instance_mutation_hook", None)
+    if hook is not None and getattr(hook, "is_noop", False):
+        hook.is_noop = False
+
 _STOCK_KPO_HINT = (
     "allotment: task %r: resources= on the provider's KubernetesPodOperator sizes no pod (the provider reads only "
     "container_resources); use allotment.airflow.KubernetesPodOperator, which takes resources= in allotment's or Airflow's form"
@@ -87,6 +98,9 @@ def task_instance_mutation_hook(task_instance: Any, dag_run: Any) -> None:
     from .worker import mutate_task_instance
 
     mutate_task_instance(task_instance, dag_run)
+
+
+_mark_task_instance_hook()
 
 
 @hookimpl

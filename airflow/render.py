@@ -100,7 +100,8 @@ def render_task(task: Any, settings: Settings) -> tuple[str, dict[str, Any]] | N
             resolved = resolve_task(task, settings=settings)
             config = pod_override_config(resolved, settings.profile, spec.user_executor_config)
             data = normalise_pod_name(to_dict(worker_pod(task.dag_id, task.task_id, config)))
-            return "KubernetesExecutor worker", data
+            # The executor sends no apiVersion/kind (the API server knows them); the document names them.
+            return "KubernetesExecutor worker", {"apiVersion": "v1", "kind": "Pod", **data}
     return None
 
 

@@ -124,6 +124,7 @@ def mutate_task_instance(task_instance: Any, dag_run: Any) -> None:
             getattr(dag_run, "run_id", "?"),
             e,
         )
+        task_instance.executor_config = for_run(config, None, task_ids=task_ids)  # nothing of the run's conf
     except Exception:
         log.exception("allotment: could not size the worker pod of task %s for its run", getattr(task_instance, "task_id", "?"))
 

@@ -8,7 +8,6 @@ way the KubernetesExecutor does (``PodGenerator.construct_pod``), and asks ``all
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -229,7 +228,7 @@ with DAG("more", schedule=None, start_date=START):
     bag = dagbag(dags)
     assert list(bag.import_errors.values()) == [
         "AirflowClusterPolicyError: step 'more': shared_memory='16Gi' from @resources is more than the 8Gi of the /dev/shm volume "
-        f"'shm' in the KubernetesExecutor's pod template the KubernetesExecutor's pod_template_file {str(template)!r}, which "
+        f"'shm' in the KubernetesExecutor's pod_template_file {str(template)!r}, which "
         "pod_override cannot resize (the executor adds pod_override's volumes to the template's); ask for at most 8Gi, or drop "
         "that volume from the template (allotment adds it)"
     ]
@@ -269,7 +268,7 @@ with DAG("jinja", schedule=None, start_date=START):
         from allotment.airflow.wiring import pod_arguments
         from allotment.airflow.config import active_settings
 
-        task = copy.deepcopy(op)  # a fresh task per run, as each run parses the DAG file anew
+        task = op.prepare_for_execution()  # a shallow copy, as the task runner makes
         context = run_context(task, conf=conf)
         task.render_template_fields(context)
         resolve_at_execute(task, context, lambda r: pod_arguments(task, r, active_settings(), running=True), before="any pod request")
