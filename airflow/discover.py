@@ -70,10 +70,15 @@ def find_steps(module: ModuleType, file: Path) -> list[Step]:
     from .operators import apply
     from .tasks import task_spec
 
+    from allotment.facade import AllotmentError
+
     steps: list[Step] = []
     for dag in dags_of(module, file):
         for task in dag.tasks:
-            apply(task)
+            try:
+                apply(task)
+            except AllotmentError as e:  # named as an error while the file loads is (allotment.discover.load_module)
+                raise AllotmentError(f"{file}: {e}") from None
             spec = task_spec(task)
             if spec is None:
                 continue
