@@ -212,7 +212,7 @@ def test_airflow_list_import_errors_shows_one_line(tmp_path: Path) -> None:
         subprocess.run([airflow, *command], env=env, capture_output=True, text=True, check=True, timeout=300)
     out = subprocess.run([airflow, "dags", "list-import-errors", "-o", "json"], env=env, capture_output=True, text=True, check=False, timeout=300)
     assert out.returncode == 1, out.stderr[-3000:]  # Airflow's exit status when a file has an import error
-    listed = json.loads(out.stdout[out.stdout.index("[") :])
+    listed = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("[{")))  # after Airflow's log lines
     assert [(Path(e["filepath"]).name, e["error"]) for e in listed] == [
         ("bad.py", "AirflowClusterPolicyError: step 'prep': memory='lots' from resources= on KubernetesPodOperator is not a quantity; "
                    "use an int (MiB) or e.g. '16Gi', '16384Mi', '16G'")
