@@ -52,10 +52,12 @@ def conf_specs(conf: Any, *, task_ids: Collection[str] | None = None) -> tuple[t
     origin = f"dag_run.conf[{CONF_KEY!r}]"
     tasks = block.get("tasks") if isinstance(block, Mapping) else None
     if isinstance(tasks, Mapping):
-        for step, entry in tasks.items():  # an error in one task's entry names that task
+        for step, entry in tasks.items():  # an error in the entry of one of the DAG's tasks names that task
             try:
                 parse_runtime({"tasks": {step: entry}}, origin, accepted=_ACCEPTED, steps=task_ids)
             except AllotmentError as e:
+                if task_ids is not None and step not in task_ids:
+                    raise
                 raise e.with_context(step=str(step)) from e
     return parse_runtime(block, origin, accepted=_ACCEPTED, steps=task_ids)
 
