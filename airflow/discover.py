@@ -66,11 +66,11 @@ def find_steps(module: ModuleType, file: Path) -> list[Step]:
     """The steps of every DAG in ``module``: its tasks that carry allotment resources."""
     if not _uses_airflow(module):
         return []
+    from allotment.facade import AllotmentError
+
     from .config import with_airflow_config
     from .operators import apply
     from .tasks import task_spec
-
-    from allotment.facade import AllotmentError
 
     steps: list[Step] = []
     for dag in dags_of(module, file):

@@ -181,7 +181,11 @@ def worker_template(step: str, user_config: Mapping[str, Any] | None) -> WorkerT
     path = executor_template_path(user_config)
     if path is None:
         return WorkerTemplate("", (), None)
-    where = "executor_config['pod_template_file']" if (user_config or {}).get("pod_template_file") else "the KubernetesExecutor's pod_template_file"
+    where = (
+        "executor_config['pod_template_file']"
+        if (user_config or {}).get("pod_template_file")
+        else "the KubernetesExecutor's pod_template_file"
+    )
     label = f"{where} {path!r}"
     if not Path(path).is_file():
         raise AllotmentError(
@@ -259,7 +263,7 @@ def pod_override_config(
     fitted = fit_pod(resolved, profile, user, user_source=source)
     merged = fitted.merged.to_dict()
     sized = template.read.shared_memory.shared_memory if template.read is not None else None
-    if sized is not None and fitted.value("shared_memory") is not None:
+    if template.read is not None and sized is not None and fitted.value("shared_memory") is not None:
         wanted = resolved.value("shared_memory")
         if wanted != sized:
             won = resolved.winners["shared_memory"]
@@ -271,7 +275,8 @@ def pod_override_config(
                 field="shared_memory",
                 value=describe_value("shared_memory", wanted),
                 source=str(won.source),
-                accepted=f"ask for at most {describe_value('shared_memory', sized)}, or drop that volume from the template (allotment adds it)",
+                accepted=f"ask for at most {describe_value('shared_memory', sized)}, "
+                "or drop that volume from the template (allotment adds it)",
             )
         merged["volumes"] = [v for v in merged.get("volumes") or [] if v.get("name") != SHM_VOLUME]
         merged["volumeMounts"] = [m for m in merged.get("volumeMounts") or [] if m.get("name") != SHM_VOLUME]

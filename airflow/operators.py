@@ -81,9 +81,7 @@ class ResourcesMixin(BaseOperator):
         except AllotmentError as e:
             defer_or_raise(self, e)  # during a DAG file import: the cluster policy reports it in one line
 
-    def _do_render_template_fields(
-        self, parent: Any, template_fields: Any, context: Any, jinja_env: Any, seen_oids: set[int]
-    ) -> None:
+    def _do_render_template_fields(self, parent: Any, template_fields: Any, context: Any, jinja_env: Any, seen_oids: set[int]) -> None:
         # Airflow renders nested objects (a V1ResourceRequirements' limits) in place, and a task
         # about to run is a shallow copy of the parsed one: render copies, so the parsed task keeps
         # its templates (another run in the same process, dag.test(), reads them anew).
@@ -92,7 +90,7 @@ class ResourcesMixin(BaseOperator):
                 value = getattr(self, attr, None)
                 if value is not None and not isinstance(value, str):
                     setattr(self, attr, copy.deepcopy(value))
-        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)  # type: ignore[misc]
+        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
 
     def allotment_resolve(self, context: Any = None) -> Resolved:
         """This task's spec (for the run and try of ``context``, when given)."""

@@ -124,7 +124,7 @@ def _load_template(task: Any, step: str, kind: str, running: bool, templated: fr
             return None, None, notes
         template = PodGenerator.deserialize_model_file(str(path))
     else:
-        template = PodGenerator.deserialize_model_dict(copy.deepcopy(dict(data)))
+        template = PodGenerator.deserialize_model_dict(copy.deepcopy(dict(data or {})))
     if full is not None:
         template = PodGenerator.reconcile_pods(template, full)
     return template, label, notes

@@ -51,6 +51,7 @@ def _mark_task_instance_hook() -> None:
     if hook is not None and getattr(hook, "is_noop", False):
         hook.is_noop = False
 
+
 _STOCK_KPO_HINT = (
     "allotment: task %r: resources= on the provider's KubernetesPodOperator sizes no pod (the provider reads only "
     "container_resources); use allotment.airflow.KubernetesPodOperator, which takes resources= in allotment's or Airflow's form"
@@ -84,8 +85,10 @@ def _hint_stock_operator(task: Any) -> None:
     """The provider's KubernetesPodOperator ignores BaseOperator's ``resources``: say so, where it was given."""
     if getattr(task, "resources", None) is None or getattr(task, "container_resources", None) is not None:
         return
-    if any(cls.__module__ == "airflow.providers.cncf.kubernetes.operators.pod" and cls.__name__ == "KubernetesPodOperator"
-           for cls in type(task).__mro__):
+    if any(
+        cls.__module__ == "airflow.providers.cncf.kubernetes.operators.pod" and cls.__name__ == "KubernetesPodOperator"
+        for cls in type(task).__mro__
+    ):
         log.warning(_STOCK_KPO_HINT, getattr(task, "task_id", "?"))
 
 

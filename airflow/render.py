@@ -61,7 +61,9 @@ __all__ = ["render", "render_task"]
 @contextlib.contextmanager
 def _quiet(task: Any) -> Iterator[None]:
     """The operator's own INFO logs (the provider's ``Building pod ...``) left out while rendering."""
-    logger = logging.getLogger(str(getattr(task.log, "name", "") or f"airflow.task.operators.{type(task).__module__}.{type(task).__name__}"))
+    logger = logging.getLogger(
+        str(getattr(task.log, "name", "") or f"airflow.task.operators.{type(task).__module__}.{type(task).__name__}")
+    )
     names = {"airflow.task.operators", logger.name}
     saved = {name: logging.getLogger(name).level for name in names}
     try:

@@ -140,7 +140,6 @@ class TaskSpec:
             )
         return resolved
 
-
     def to_data(self) -> dict[str, Any]:
         """This spec as plain JSON data (resource values in held units, no user objects), so the
         scheduler can resolve it for a run (:mod:`allotment.airflow.worker`); see :meth:`from_data`."""

@@ -110,7 +110,7 @@ def mutate_task_instance(task_instance: Any, dag_run: Any) -> None:
     if dag_run is None:
         return
     config = getattr(task_instance, "executor_config", None)
-    if _recipe(config) is None:
+    if not isinstance(config, Mapping) or _recipe(config) is None:
         return
     task = getattr(task_instance, "task", None)
     dag = getattr(task, "dag", None) if task is not None else None

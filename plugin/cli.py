@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--conf",
         metavar="JSON",
-        help="preview an Airflow run: its dag_run.conf, e.g. '{\"allotment\": {\"tasks\": {\"train\": \"memory=64Gi\"}}}', "
+        help='preview an Airflow run: its dag_run.conf, e.g. \'{"allotment": {"tasks": {"train": "memory=64Gi"}}}\', '
         "applied and policy-checked as the running task applies it",
     )
     render = sub.add_parser(
@@ -162,7 +162,9 @@ def _json_option(option: str, text: str | None) -> object:
     try:
         return json.loads(text)
     except ValueError as e:
-        raise AllotmentError(f"is not JSON ({e})", field=option, value=text, accepted='write e.g. \'{"allotment": {"with": "memory=64Gi"}}\'') from None
+        raise AllotmentError(
+            f"is not JSON ({e})", field=option, value=text, accepted='write e.g. \'{"allotment": {"with": "memory=64Gi"}}\''
+        ) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

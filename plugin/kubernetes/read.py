@@ -112,7 +112,7 @@ def read_pod(parts: PodParts | Mapping[str, Any] | None, *, step: str, source: s
             fields[name] = max(by_section.values())
             request, limit = by_section.get("requests"), by_section.get("limits")
             if request is not None and limit is not None and request != limit:
-                key = TARGETS[name].kubernetes
+                key = str(TARGETS[name].kubernetes)
                 notes.append(
                     f"{source} has requests.{key} {describe_value(name, request)} and limits.{key} {describe_value(name, limit)}; "
                     f"allotment asks for {describe_value(name, fields[name])} in both"

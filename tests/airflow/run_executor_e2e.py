@@ -44,7 +44,7 @@ def main(scenarios_file: str, results_file: str) -> None:
 
 
 def _scenarios(config: dict[str, Any], fake: Any) -> list[dict[str, Any]]:
-    from airflow import settings
+    import pendulum
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
     from airflow.executors.workloads import BundleInfo, ExecuteTask
@@ -57,7 +57,7 @@ def _scenarios(config: dict[str, Any], fake: Any) -> list[dict[str, Any]]:
     from airflow.utils.types import DagRunTriggeredByType
     from kubernetes.client.exceptions import ApiException
 
-    import pendulum
+    from airflow import settings
 
     session = settings.Session()
     manager = DagBundlesManager()
@@ -97,7 +97,9 @@ def _scenarios(config: dict[str, Any], fake: Any) -> list[dict[str, Any]]:
                 ti.state = TaskInstanceState.QUEUED
                 session.commit()
                 ti = run.get_task_instance(task_id, session=session)
-                workload = ExecuteTask.make(ti, dag_rel_path=Path("allotment_worker.py"), bundle_info=BundleInfo(name="dags-folder", version=None))
+                workload = ExecuteTask.make(
+                    ti, dag_rel_path=Path("allotment_worker.py"), bundle_info=BundleInfo(name="dags-folder", version=None)
+                )
                 executor = KubernetesExecutor()
                 executor.task_queue = queue.Queue()
                 executor.execute_async(key=workload.ti.key, command=[workload], queue=None, executor_config=workload.ti.executor_config)

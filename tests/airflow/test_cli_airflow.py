@@ -110,21 +110,33 @@ def test_explain_agrees_with_render_under_every_airflow_setting(
                 assert all(f"{k}={v}" in gpu_type["effect"] for k, v in selector.items() if "gpu" in k or "accelerator" in k)
 
 
-def test_explain_reads_airflows_allotment_section(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_explain_reads_airflows_allotment_section(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     """The issue's three cases, as a user meets them."""
-    path = write_dag(tmp_path, "sized.py", """
+    path = write_dag(
+        tmp_path,
+        "sized.py",
+        """
         import pendulum
         from airflow.sdk import DAG
         from allotment.airflow import KubernetesPodOperator, portable_task
         with DAG("sized", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
             KubernetesPodOperator(task_id="prep", image="busybox", namespace="ml", resources={"cpu": 2, "memory": 8192})
             portable_task(task_id="train", resources={"cpu": 1}, kubernetes={"image": "t"}, batch={"job_definition": "d", "job_queue": "q"})
-    """)
+    """,
+    )
     monkeypatch.setenv("AIRFLOW__ALLOTMENT__WITH", "kubernetes:cpu=3,memory=20Gi")
     code, out, _ = _cli(capsys, "explain", str(path))
     assert code == 0
-    assert "  cpu     3      with config [allotment] with 'kubernetes:cpu=3,memory=20Gi'  resources= on KubernetesPodOperator 2    requests.cpu 3" in out
-    assert "  memory  20Gi   with config [allotment] with 'kubernetes:cpu=3,memory=20Gi'  resources= on KubernetesPodOperator 8Gi  requests/limits.memory 20Gi" in out
+    assert (
+        "  cpu     3      with config [allotment] with 'kubernetes:cpu=3,memory=20Gi'  "
+        "resources= on KubernetesPodOperator 2    requests.cpu 3" in out
+    )
+    assert (
+        "  memory  20Gi   with config [allotment] with 'kubernetes:cpu=3,memory=20Gi'  "
+        "resources= on KubernetesPodOperator 8Gi  requests/limits.memory 20Gi" in out
+    )
 
     monkeypatch.delenv("AIRFLOW__ALLOTMENT__WITH")
     (tmp_path / "small.yaml").write_text("caps:\n  memory: 4Gi\n")
@@ -159,7 +171,9 @@ def test_explain_previews_a_runs_conf_as_the_engine_checks_it(monkeypatch: pytes
         f"exceeds the cap memory <= 64Gi (runtime.caps in policy {POLICY}); ask for at most 64Gi, or have the policy changed\n",
     )
     code, _, err = _cli(capsys, "explain", path, "--conf", '{"allotment": {"image": "evil:latest"}}')
-    assert code == 1 and err.startswith("allotment: error: step 'aggregate': dag_run.conf['allotment'] has key 'image'; it takes only with, set, tasks")
+    assert code == 1 and err.startswith(
+        "allotment: error: step 'aggregate': dag_run.conf['allotment'] has key 'image'; it takes only with, set, tasks"
+    )
     assert _cli(capsys, "explain", path, "--conf", "{not json") == (
         1,
         "",
@@ -174,7 +188,10 @@ def test_explain_previews_a_runs_conf_as_the_engine_checks_it(monkeypatch: pytes
 def test_a_bad_spec_is_one_line_in_list_import_errors_and_the_chain_stays_under_debug(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_dag(tmp_path, "bad.py", """
+    write_dag(
+        tmp_path,
+        "bad.py",
+        """
         import pendulum
         from airflow.sdk import DAG, task
         from allotment import resources
@@ -183,39 +200,51 @@ def test_a_bad_spec_is_one_line_in_list_import_errors_and_the_chain_stays_under_
             @task.kubernetes(image="busybox")
             def train() -> None: ...
             train()
-    """)
+    """,
+    )
     errors = list(dagbag(tmp_path).import_errors.values())
     assert errors == [
         "AirflowClusterPolicyError: step 'train': memory='16gb' from @resources is not a quantity; use an int (MiB) or e.g. '16Gi', "
         "'16384Mi', '16G'"
     ]
     monkeypatch.setenv("ALLOTMENT_DEBUG", "1")
-    debug = list(dagbag(tmp_path).import_errors.values())[0]
-    assert "Traceback" in debug and "QuantityError" in debug and "FieldError" in debug and "The above exception was the direct cause" in debug
+    (debug,) = dagbag(tmp_path).import_errors.values()
+    assert (
+        "Traceback" in debug and "QuantityError" in debug and "FieldError" in debug and "The above exception was the direct cause" in debug
+    )
 
 
 def test_airflow_list_import_errors_shows_one_line(tmp_path: Path) -> None:
     """The command a user runs, in a process of its own (a fresh SQLite database)."""
     dags = tmp_path / "dags"
     dags.mkdir()
-    write_dag(dags, "bad.py", """
+    write_dag(
+        dags,
+        "bad.py",
+        """
         import pendulum
         from airflow.sdk import DAG
         from allotment.airflow import KubernetesPodOperator
         with DAG("bad", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
             KubernetesPodOperator(task_id="prep", image="busybox", resources={"cpu": 2, "memory": "lots"})
-    """)
+    """,
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALLOTMENT_", "AIRFLOW__", "AIRFLOW_HOME", "PYTHONPATH"))}
     env.update({"AIRFLOW_HOME": str(tmp_path / "home"), "AIRFLOW__CORE__DAGS_FOLDER": str(dags), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
     airflow = str(Path(sys.executable).with_name("airflow"))
     for command in (["db", "migrate"], ["dags", "reserialize"]):
         subprocess.run([airflow, *command], env=env, capture_output=True, text=True, check=True, timeout=300)
-    out = subprocess.run([airflow, "dags", "list-import-errors", "-o", "json"], env=env, capture_output=True, text=True, check=False, timeout=300)
+    out = subprocess.run(
+        [airflow, "dags", "list-import-errors", "-o", "json"], env=env, capture_output=True, text=True, check=False, timeout=300
+    )
     assert out.returncode == 1, out.stderr[-3000:]  # Airflow's exit status when a file has an import error
     listed = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("[{")))  # after Airflow's log lines
     assert [(Path(e["filepath"]).name, e["error"]) for e in listed] == [
-        ("bad.py", "AirflowClusterPolicyError: step 'prep': memory='lots' from resources= on KubernetesPodOperator is not a quantity; "
-                   "use an int (MiB) or e.g. '16Gi', '16384Mi', '16G'")
+        (
+            "bad.py",
+            "AirflowClusterPolicyError: step 'prep': memory='lots' from resources= on KubernetesPodOperator is not a quantity; "
+            "use an int (MiB) or e.g. '16Gi', '16384Mi', '16G'",
+        )
     ]
 
 
@@ -224,20 +253,29 @@ def test_render_keeps_stderr_for_allotments_notes(tmp_path: Path) -> None:
     env.update({"AIRFLOW_HOME": str(tmp_path / "home"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
     out = subprocess.run(
         [sys.executable, "-m", "allotment", "render", "dags", "--target", "airflow"],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=300,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
     )
     assert "Building pod" not in out.stderr and "Building pod" not in out.stdout
     assert "kind: Pod" in out.stdout
 
 
 def test_the_stock_kpo_given_airflow_resources_gets_a_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write_dag(tmp_path, "stock.py", """
+    write_dag(
+        tmp_path,
+        "stock.py",
+        """
         import pendulum
         from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
         from airflow.sdk import DAG
         with DAG("stock", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
             KubernetesPodOperator(task_id="prep", image="busybox", resources={"cpus": 2, "ram": 8192})
-    """)
+    """,
+    )
     capsys.readouterr()
     assert dagbag(tmp_path).import_errors == {}
     out, err = capsys.readouterr()

@@ -40,20 +40,27 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     home.mkdir()
     (tmp / "scenarios.json").write_text(json.dumps({"dag_id": "allotment_worker", "task_ids": ["crunch", "plain"], "scenarios": SCENARIOS}))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALLOTMENT_", "AIRFLOW__", "AIRFLOW_HOME", "KUBECONFIG", "PYTHONPATH"))}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(HERE / "executor_dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "KubernetesExecutor",
-        "AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE": "airflow",
-        "AIRFLOW__KUBERNETES_EXECUTOR__IN_CLUSTER": "False",
-        "AIRFLOW__KUBERNETES_EXECUTOR__WORKER_CONTAINER_REPOSITORY": "apache/airflow",
-        "AIRFLOW__KUBERNETES_EXECUTOR__WORKER_CONTAINER_TAG": "3.3.2",
-        "AIRFLOW__ALLOTMENT__POLICY": str(POLICY),
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(HERE / "executor_dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "KubernetesExecutor",
+            "AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE": "airflow",
+            "AIRFLOW__KUBERNETES_EXECUTOR__IN_CLUSTER": "False",
+            "AIRFLOW__KUBERNETES_EXECUTOR__WORKER_CONTAINER_REPOSITORY": "apache/airflow",
+            "AIRFLOW__KUBERNETES_EXECUTOR__WORKER_CONTAINER_TAG": "3.3.2",
+            "AIRFLOW__ALLOTMENT__POLICY": str(POLICY),
+        }
+    )
     out = subprocess.run(
         [sys.executable, str(HERE / "run_executor_e2e.py"), str(tmp / "scenarios.json"), str(tmp / "results.json")],
-        cwd=HERE, env=env, capture_output=True, text=True, timeout=540, check=False,
+        cwd=HERE,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
     )
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-6000:]
     results = {r["name"]: r for r in json.loads((tmp / "results.json").read_text())}
@@ -81,7 +88,9 @@ def _resources(body: dict[str, Any]) -> dict[str, Any]:
         ("conf_with", [("1", "100Mi"), ("1", "200Mi")]),
     ],
 )
-def test_the_worker_pod_the_executor_builds_carries_the_run_and_the_try(runs: dict[str, dict[str, Any]], name: str, tries: list[tuple[str, str]]) -> None:
+def test_the_worker_pod_the_executor_builds_carries_the_run_and_the_try(
+    runs: dict[str, dict[str, Any]], name: str, tries: list[tuple[str, str]]
+) -> None:
     run = runs[name]
     assert run["statuses"] == ["403"] * 4  # every pod reached the API server (which refuses to run it)
     pods = _pods(run, "crunch")
@@ -99,8 +108,11 @@ def test_the_worker_pod_the_executor_builds_carries_the_run_and_the_try(runs: di
     ("name", "message"),
     [
         ("bad_key", "step 'crunch': dag_run.conf['allotment']['tasks']['crunch'] has key 'image', which is no resource field"),
-        ("over_cap", "step 'crunch': memory='100Gi' from with dag_run.conf['allotment']['tasks']['crunch'] 'memory=100Gi' exceeds the "
-                     "cap memory <= 64Gi (runtime.caps"),
+        (
+            "over_cap",
+            "step 'crunch': memory='100Gi' from with dag_run.conf['allotment']['tasks']['crunch'] 'memory=100Gi' exceeds the "
+            "cap memory <= 64Gi (runtime.caps",
+        ),
     ],
 )
 def test_a_bad_conf_leaves_the_parsed_pod_and_fails_the_task_for_good(runs: dict[str, dict[str, Any]], name: str, message: str) -> None:

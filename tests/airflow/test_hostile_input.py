@@ -26,7 +26,6 @@ from typing import Any
 
 import pytest
 from af_helpers import POLICY, run_context, sanitize
-
 from test_batch_operator import _operator, _register_base, endpoint, moto  # noqa: F401  (fixtures)
 
 T = "@task"
@@ -42,21 +41,44 @@ CATALOGUE: list[tuple[str, Any, str | tuple[str, str], dict[str, str]]] = [
     ("task-fields", {"allotment": {"tasks": {T: {"memory": "12Gi", "cpu": 4}}}}, OK, {"memory": "12Gi", "cpu": "4"}),
     ("with-all", {"allotment": {"with": "memory=12Gi"}}, OK, {"memory": "12Gi"}),
     ("with-list", {"allotment": {"with": ["cpu=3", "memory=10Gi"]}}, OK, {"memory": "10Gi", "cpu": "3"}),
-    ("duplicate-json-keys", json.loads('{"allotment": {"tasks": {"@task": "memory=2Gi", "@task": "memory=16Gi"}}}'), OK, {"memory": "16Gi"}),
+    (
+        "duplicate-json-keys",
+        json.loads('{"allotment": {"tasks": {"@task": "memory=2Gi", "@task": "memory=16Gi"}}}'),
+        OK,
+        {"memory": "16Gi"},
+    ),
     ("other-keys-of-conf", {"image": "evil:latest", "allotment": {"tasks": {T: "memory=9Gi"}}}, OK, {"memory": "9Gi"}),
     (
         "gpu-vendor-key",
         {"allotment": {"tasks": {T: {"gpu": 1, "gpu_vendor": "example.com/gpu"}}}},
-        (OK, "gpu_vendor='example.com/gpu' from with dag_run.conf['allotment']['tasks']['train'] 'gpu=1,gpu_vendor=example.com/gpu' "
-         "is not available on AWS Batch (ec2)"),
+        (
+            OK,
+            "gpu_vendor='example.com/gpu' from with dag_run.conf['allotment']['tasks']['train'] 'gpu=1,gpu_vendor=example.com/gpu' "
+            "is not available on AWS Batch (ec2)",
+        ),
         {"gpu": "1"},
     ),
-    ("json-breakout", {"allotment": {"tasks": {T: 'memory=16Gi"}, "image": "evil'}}}, "'memory=16Gi\"}, \"image\"' is neither a backend nor a step name", {}),
-    ("yaml-breakout", {"allotment": {"tasks": {T: "memory=16Gi\nimage: evil"}}}, "'memory=16Gi\\nimage' is neither a backend nor a step name", {}),
+    (
+        "json-breakout",
+        {"allotment": {"tasks": {T: 'memory=16Gi"}, "image": "evil'}}},
+        '\'memory=16Gi"}, "image"\' is neither a backend nor a step name',
+        {},
+    ),
+    (
+        "yaml-breakout",
+        {"allotment": {"tasks": {T: "memory=16Gi\nimage: evil"}}},
+        "'memory=16Gi\\nimage' is neither a backend nor a step name",
+        {},
+    ),
     ("yaml-breakout-field", {"allotment": {"tasks": {T: {"memory": "16Gi\nimage: evil"}}}}, "memory='16Gi\\nimage: evil'", {}),
     ("newline-key", {"allotment": {"tasks": {T: {"memory\nimage": "evil"}}}}, "has key 'memory\\nimage', which is no resource field", {}),
     ("jinja-expression", {"allotment": {"tasks": {T: "memory={{ 7 * 7 }}Gi"}}}, "memory='{{ 7 * 7 }}Gi'", {}),
-    ("jinja-statement", {"allotment": {"tasks": {T: {"memory": "{% if true %}64Gi{% endif %}"}}}}, "memory='{% if true %}64Gi{% endif %}'", {}),
+    (
+        "jinja-statement",
+        {"allotment": {"tasks": {T: {"memory": "{% if true %}64Gi{% endif %}"}}}},
+        "memory='{% if true %}64Gi{% endif %}'",
+        {},
+    ),
     ("argo-marker", {"allotment": {"with": "memory={{inputs.parameters.m}}"}}, "memory='{{inputs.parameters.m}}'", {}),
     ("huge-text", {"allotment": {"tasks": {T: "memory=1e309"}}}, "memory='1e309'", {}),
     ("huge-number", {"allotment": {"tasks": {T: {"memory": 1e309}}}}, "memory=inf", {}),
@@ -76,7 +98,12 @@ CATALOGUE: list[tuple[str, Any, str | tuple[str, str], dict[str, str]]] = [
     ("image-key", {"allotment": {"image": "evil:latest"}}, "dag_run.conf['allotment'] has key 'image'", {}),
     ("task-image", {"allotment": {"tasks": {T: {"image": "evil:latest"}}}}, "has key 'image', which is no resource field", {}),
     ("task-env", {"allotment": {"tasks": {T: {"env": {"A": "1"}}}}}, "has key 'env', which is no resource field", {}),
-    ("spec-service-account", {"allotment": {"tasks": {T: "memory=1Gi,service_account_name=root"}}}, "unknown key 'service_account_name'", {}),
+    (
+        "spec-service-account",
+        {"allotment": {"tasks": {T: "memory=1Gi,service_account_name=root"}}},
+        "unknown key 'service_account_name'",
+        {},
+    ),
     ("task-volumes", {"allotment": {"tasks": {T: {"volumes": []}}}}, "has key 'volumes', which is no resource field", {}),
     ("task-namespace", {"allotment": {"tasks": {T: {"namespace": "kube-system"}}}}, "has key 'namespace', which is no resource field", {}),
     ("retry-factor", {"allotment": {"with": "retry_memory_factor=16"}}, "unknown key 'retry_memory_factor'", {}),
@@ -87,7 +114,12 @@ CATALOGUE: list[tuple[str, Any, str | tuple[str, str], dict[str, str]]] = [
     ("gpu-type-breakout", {"allotment": {"tasks": {T: {"gpu": 1, "gpu_type": "H100\nimage: evil"}}}}, "gpu_type='H100\\nimage: evil'", {}),
     ("gpu-type-not-allowed", {"allotment": {"tasks": {T: {"gpu": 1, "gpu_type": "V100"}}}}, "gpu_type='V100'", {}),
     ("shm-above-memory", {"allotment": {"tasks": {T: "shared_memory=32Gi"}}}, "shared_memory='32Gi'", {}),
-    ("unknown-task", {"allotment": {"tasks": {"other\nimage": "memory=1Gi"}}}, "names task 'other\\nimage', which this DAG does not have", {}),
+    (
+        "unknown-task",
+        {"allotment": {"tasks": {"other\nimage": "memory=1Gi"}}},
+        "names task 'other\\nimage', which this DAG does not have",
+        {},
+    ),
 ]
 
 
@@ -96,11 +128,10 @@ def _conf(conf: Any, task_id: str) -> Any:
 
 
 def _pod_operator() -> Any:
+    import pendulum
     from airflow.sdk import DAG, TaskGroup
     from allotment.airflow import KubernetesPodOperator
     from kubernetes.client import models as k8s
-
-    import pendulum
 
     with DAG("hostile", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")), TaskGroup("grp"):
         op = KubernetesPodOperator(
@@ -208,6 +239,7 @@ PARAMS: list[tuple[str, Any, str]] = [
 def test_hostile_params_rendered_into_container_resources(policy: None, name: str, value: Any, outcome: str) -> None:
     """A DAG that renders a param into its own container_resources: the rendered value is read as
     runtime input (validated, policy-checked with runtime.caps) and never rendered again."""
+    import pendulum
     from airflow.sdk import DAG
     from airflow.sdk.exceptions import AirflowFailException
     from allotment.airflow import KubernetesPodOperator
@@ -216,11 +248,12 @@ def test_hostile_params_rendered_into_container_resources(policy: None, name: st
     from allotment.airflow.wiring import pod_arguments
     from kubernetes.client import models as k8s
 
-    import pendulum
-
     with DAG("params", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"), params={"memory": "8Gi"}):
         op = KubernetesPodOperator(
-            task_id="train", image="trainer:1.2", namespace="ml", resources={"cpu": 1},
+            task_id="train",
+            image="trainer:1.2",
+            namespace="ml",
+            resources={"cpu": 1},
             container_resources=k8s.V1ResourceRequirements(limits={"memory": "{{ params.memory }}"}),
         )
     task = op.prepare_for_execution()
@@ -246,7 +279,9 @@ def _without_requirements(request: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("name", "conf", "outcome", "values"), CATALOGUE, ids=[c[0] for c in CATALOGUE])
-def test_hostile_conf_through_the_batch_operator(policy: None, moto: Any, name: str, conf: Any, outcome: Any, values: dict[str, str]) -> None:  # noqa: F811
+def test_hostile_conf_through_the_batch_operator(
+    policy: None, moto: Any, name: str, conf: Any, outcome: Any, values: dict[str, str]  # noqa: F811 (the fixture)
+) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
     outcome = outcome[1] if isinstance(outcome, tuple) else outcome

@@ -86,7 +86,9 @@ def test_a_mapped_worker_task_gives_every_index_its_pod_override(bag: Any) -> No
     assert restored.executor_config["allotment"]["spec"]["mapped"] is True
 
 
-def test_explain_and_render_show_a_mapped_task_once(bag: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_explain_and_render_show_a_mapped_task_once(
+    bag: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from allotment.airflow.render import render
     from allotment.cli import main
     from allotment.settings import load_settings
@@ -122,24 +124,39 @@ START = pendulum.datetime(2025, 1, 1, tz="UTC")
 """
     dags = tmp_path / "dags"
     dags.mkdir()
-    write_dag(dags, "bad_decorator.py", head + """
+    write_dag(
+        dags,
+        "bad_decorator.py",
+        head
+        + """
 with DAG("bad_decorator", schedule=None, start_date=START):
     @resources(memory="16gb")
     @task.kubernetes(image="busybox")
     def shard(n: int) -> None: ...
     shard.expand(n=[1, 2])
-""")
-    write_dag(dags, "over_cap.py", head + """
+""",
+    )
+    write_dag(
+        dags,
+        "over_cap.py",
+        head
+        + """
 with DAG("over_cap", schedule=None, start_date=START):
     @resources(gpu=16)
     @task
     def shard(n: int) -> None: ...
     shard.expand(n=[1, 2])
-""")
-    write_dag(dags, "expanded.py", head + """
+""",
+    )
+    write_dag(
+        dags,
+        "expanded.py",
+        head
+        + """
 with DAG("expanded", schedule=None, start_date=START):
     KubernetesPodOperator.partial(task_id="shard", image="busybox").expand(resources=[{"memory": "1Gi"}, {"memory": "2Gi"}])
-""")
+""",
+    )
     errors = {Path(path).stem: text for path, text in dagbag(dags).import_errors.items()}
     assert errors == {
         "bad_decorator": "AirflowClusterPolicyError: step 'shard': memory='16gb' from @resources is not a quantity; use an int (MiB) "

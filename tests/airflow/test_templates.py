@@ -71,11 +71,16 @@ def test_a_templates_resources_join_the_maximum_and_explain_names_the_template(
     }[how]
     dags = tmp_path / "dags"
     dags.mkdir()
-    path = write_dag(dags, "templated.py", HEAD + f"""
+    path = write_dag(
+        dags,
+        "templated.py",
+        HEAD
+        + f"""
 from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
 with DAG("templated", schedule=None, start_date=START):
     KubernetesPodOperator(task_id="train", image="trainer:1", namespace="ml", resources={{"cpu": 2, "memory": 8192}}, {argument})
-""")
+""",
+    )
     bag = dagbag(dags)
     assert bag.import_errors == {}
     pod = pod_of(bag.dags["templated"].get_task("train"))
@@ -109,13 +114,18 @@ def test_gpu_toleration_and_shm_volume_in_the_template_are_merged(tmp_path: Path
     spec["tolerations"].append({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"})
     dags = tmp_path / "dags"
     dags.mkdir()
-    write_dag(dags, "gpu.py", HEAD + f"""
+    write_dag(
+        dags,
+        "gpu.py",
+        HEAD
+        + f"""
 with DAG("gpu", schedule=None, start_date=START):
     KubernetesPodOperator(
         task_id="train", image="trainer:1", namespace="ml", pod_template_dict={data!r},
         resources={{"memory": "32Gi", "gpu": 2, "gpu_type": "H100", "shared_memory": "4Gi"}},
     )
-""")
+""",
+    )
     bag = dagbag(dags)
     assert bag.import_errors == {}
     pod = pod_of(bag.dags["gpu"].get_task("train"))
@@ -137,10 +147,15 @@ def test_a_template_that_conflicts_is_an_error_naming_both(tmp_path: Path) -> No
     data["spec"]["nodeSelector"] = {"nvidia.com/gpu.product": "Tesla-T4"}
     dags = tmp_path / "dags"
     dags.mkdir()
-    write_dag(dags, "clash.py", HEAD + f"""
+    write_dag(
+        dags,
+        "clash.py",
+        HEAD
+        + f"""
 with DAG("clash", schedule=None, start_date=START):
     KubernetesPodOperator(task_id="train", image="t", pod_template_dict={data!r}, resources={{"gpu": 1, "gpu_type": "H100"}})
-""")
+""",
+    )
     errors = list(dagbag(dags).import_errors.values())
     assert errors == [
         "AirflowClusterPolicyError: step 'train': node selector nvidia.com/gpu.product='Tesla-T4' from the KubernetesPodOperator's "
@@ -153,13 +168,16 @@ with DAG("clash", schedule=None, start_date=START):
 def test_the_operators_own_tolerations_replace_the_templates_as_in_the_provider(tmp_path: Path) -> None:
     """Without allotment the provider drops a template's tolerations when the operator has its own:
     that stays so; a GPU toleration allotment adds does not make the template's vanish."""
-    from allotment.airflow import KubernetesPodOperator
     from airflow.sdk import DAG
+    from allotment.airflow import KubernetesPodOperator
     from kubernetes.client import models as k8s
 
     with DAG("t", schedule=None):
         own = KubernetesPodOperator(
-            task_id="own", image="t", pod_template_dict=TEMPLATE, resources={"gpu": 1},
+            task_id="own",
+            image="t",
+            pod_template_dict=TEMPLATE,
+            resources={"gpu": 1},
             tolerations=[k8s.V1Toleration(key="spot", operator="Exists")],
         )
         kept = KubernetesPodOperator(task_id="kept", image="t", pod_template_dict=TEMPLATE, resources={"gpu": 1})
@@ -167,7 +185,9 @@ def test_the_operators_own_tolerations_replace_the_templates_as_in_the_provider(
     assert [t["key"] for t in pod_of(kept)["spec"]["tolerations"]] == ["dedicated", "nvidia.com/gpu"]
 
 
-def test_the_kubernetes_executors_pod_template_is_a_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_kubernetes_executors_pod_template_is_a_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from allotment.airflow.executors import worker_pod
 
     template = tmp_path / "worker.yaml"
@@ -178,13 +198,18 @@ def test_the_kubernetes_executors_pod_template_is_a_source(tmp_path: Path, monke
     monkeypatch.setenv("AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE", str(template))
     dags = tmp_path / "dags"
     dags.mkdir()
-    path = write_dag(dags, "worker.py", HEAD + """
+    path = write_dag(
+        dags,
+        "worker.py",
+        HEAD
+        + """
 with DAG("worker", schedule=None, start_date=START):
     @resources(cpu=2, memory=8192, gpu=1)
     @task
     def train() -> None: ...
     train()
-""")
+""",
+    )
     bag = dagbag(dags)
     assert bag.import_errors == {}
     task = bag.dags["worker"].get_task("train")
@@ -211,20 +236,30 @@ def test_an_executor_template_sizing_dev_shm_smaller_than_the_spec_is_an_error(t
     monkeypatch.setenv("AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE", str(template))
     dags = tmp_path / "dags"
     dags.mkdir()
-    write_dag(dags, "same.py", HEAD + """
+    write_dag(
+        dags,
+        "same.py",
+        HEAD
+        + """
 with DAG("same", schedule=None, start_date=START):
     @resources(memory="32Gi", shared_memory="8Gi")
     @task
     def same() -> None: ...
     same()
-""")
-    write_dag(dags, "more.py", HEAD + """
+""",
+    )
+    write_dag(
+        dags,
+        "more.py",
+        HEAD
+        + """
 with DAG("more", schedule=None, start_date=START):
     @resources(memory="32Gi", shared_memory="16Gi")
     @task
     def more() -> None: ...
     more()
-""")
+""",
+    )
     bag = dagbag(dags)
     assert list(bag.import_errors.values()) == [
         "AirflowClusterPolicyError: step 'more': shared_memory='16Gi' from @resources is more than the 8Gi of the /dev/shm volume "
@@ -240,7 +275,9 @@ with DAG("more", schedule=None, start_date=START):
     check_pod(pod)
 
 
-def test_templated_container_resources_are_read_after_templating(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_templated_container_resources_are_read_after_templating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The issue's case: a KPO whose own container_resources asks, through Jinja from the run's
     conf, for 1Ti and 64 GPUs, under a policy capping 256Gi and 8 GPUs."""
     from airflow.sdk.exceptions import AirflowFailException
@@ -248,25 +285,33 @@ def test_templated_container_resources_are_read_after_templating(tmp_path: Path,
     monkeypatch.setenv("ALLOTMENT_POLICY", str(POLICY))
     dags = tmp_path / "dags"
     dags.mkdir()
-    path = write_dag(dags, "jinja.py", HEAD + """
+    path = write_dag(
+        dags,
+        "jinja.py",
+        HEAD
+        + """
 with DAG("jinja", schedule=None, start_date=START):
     KubernetesPodOperator(
         task_id="train", image="t", namespace="ml", resources={"cpu": 2},
         container_resources=k8s.V1ResourceRequirements(
             limits={"memory": "{{ dag_run.conf.get('mem', '8Gi') }}", "nvidia.com/gpu": "{{ dag_run.conf.get('gpus', '1') }}"}),
     )
-""")
+""",
+    )
     bag = dagbag(dags)
     assert bag.import_errors == {}
     item = _explain(path, capsys=capsys)["train"]
-    assert any("container_resources= on KubernetesPodOperator: limits.memory \"{{ dag_run.conf.get('mem', '8Gi') }}\"" in n
-               and "read when the task runs, after templating" in n for n in item["notes"])
+    assert any(
+        "container_resources= on KubernetesPodOperator: limits.memory \"{{ dag_run.conf.get('mem', '8Gi') }}\"" in n
+        and "read when the task runs, after templating" in n
+        for n in item["notes"]
+    )
     op = bag.dags["jinja"].get_task("train")
 
     def run(conf: dict[str, Any]) -> Any:
+        from allotment.airflow.config import active_settings
         from allotment.airflow.resolution import resolve_at_execute
         from allotment.airflow.wiring import pod_arguments
-        from allotment.airflow.config import active_settings
 
         task = op.prepare_for_execution()  # a shallow copy, as the task runner makes
         context = run_context(task, conf=conf)
@@ -279,8 +324,14 @@ with DAG("jinja", schedule=None, start_date=START):
     assert run({"mem": "32Gi"})["resources"]["limits"]["memory"] == "32Gi"
     # a rendered value is runtime input: runtime.caps (memory 64Gi, gpu 4) and caps (256Gi, 8) apply
     for conf, message in [
-        ({"mem": "1Ti"}, "memory='1024Gi' from container_resources= on KubernetesPodOperator (templated) exceeds the cap memory <= 256Gi (caps"),
-        ({"mem": "100Gi"}, "memory='100Gi' from container_resources= on KubernetesPodOperator (templated) exceeds the cap memory <= 64Gi (runtime"),
+        (
+            {"mem": "1Ti"},
+            "memory='1024Gi' from container_resources= on KubernetesPodOperator (templated) exceeds the cap memory <= 256Gi (caps",
+        ),
+        (
+            {"mem": "100Gi"},
+            "memory='100Gi' from container_resources= on KubernetesPodOperator (templated) exceeds the cap memory <= 64Gi (runtime",
+        ),
         ({"gpus": "64"}, "gpu='64' from container_resources= on KubernetesPodOperator (templated) exceeds the cap gpu <= 8 (caps"),
         ({"gpus": "6"}, "gpu='6' from container_resources= on KubernetesPodOperator (templated) exceeds the cap gpu <= 4 (runtime.caps"),
         ({"mem": "{{ 7 * 7 }}Gi"}, "holds a Jinja template marker after templating"),

@@ -15,7 +15,13 @@ from allotment.airflow import KubernetesPodOperator
 from kubernetes.client import models as k8s
 
 NAMESPACE = os.environ.get("ALLOTMENT_E2E_NAMESPACE", "default")
-COMMON = {"image": "busybox:1.36", "cmds": ["sh", "-c", "exit 1"], "namespace": NAMESPACE, "get_logs": False, "on_finish_action": "delete_pod"}
+COMMON = {
+    "image": "busybox:1.36",
+    "cmds": ["sh", "-c", "exit 1"],
+    "namespace": NAMESPACE,
+    "get_logs": False,
+    "on_finish_action": "delete_pod",
+}
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
 
 with DAG(dag_id="allotment_mapped", schedule=None, start_date=START, catchup=False, default_args={"retries": 0}):
