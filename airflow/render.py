@@ -60,19 +60,21 @@ __all__ = ["render", "render_task"]
 
 @contextlib.contextmanager
 def _quiet(task: Any) -> Iterator[None]:
-    """The operator's own INFO logs (the provider's ``Building pod ...``) left out while rendering."""
-    logger = logging.getLogger(
-        str(getattr(task.log, "name", "") or f"airflow.task.operators.{type(task).__module__}.{type(task).__name__}")
-    )
-    names = {"airflow.task.operators", logger.name}
-    saved = {name: logging.getLogger(name).level for name in names}
+    """The operator's own INFO logs (the provider's ``Building pod ...``) left out while rendering:
+    its logger (the task's cached one, ``DAGNode._cached_logger``) is one that passes warnings
+    only, for the block."""
+    quiet = logging.getLogger("allotment.render.operator")
+    quiet.setLevel(logging.WARNING)
+    had = "_cached_logger" in vars(task)
+    saved = vars(task).get("_cached_logger")
+    object.__setattr__(task, "_cached_logger", quiet)
     try:
-        for name in names:
-            logging.getLogger(name).setLevel(logging.WARNING)
         yield
     finally:
-        for name, level in saved.items():
-            logging.getLogger(name).setLevel(level)
+        if had:
+            object.__setattr__(task, "_cached_logger", saved)
+        else:
+            vars(task).pop("_cached_logger", None)
 
 
 def render_task(task: Any, settings: Settings) -> tuple[str, dict[str, Any]] | None:

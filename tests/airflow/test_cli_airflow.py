@@ -283,3 +283,27 @@ def test_the_stock_kpo_given_airflow_resources_gets_a_hint(tmp_path: Path, capsy
         "allotment: task 'prep': resources= on the provider's KubernetesPodOperator sizes no pod (the provider reads only "
         "container_resources); use allotment.airflow.KubernetesPodOperator, which takes resources= in allotment's or Airflow's form"
     ) in out + err
+
+
+def test_batch_operator_errors_are_one_line_import_errors(tmp_path: Path) -> None:
+    head = """
+        import pendulum
+        from airflow.sdk import DAG
+        from allotment.airflow import BatchOperator
+        START = pendulum.datetime(2025, 1, 1, tz="UTC")
+    """
+    write_dag(tmp_path, "no_queue.py", head + """
+        with DAG("no_queue", schedule=None, start_date=START):
+            BatchOperator(task_id="train", job_definition="trainer", resources={"memory": "lots"})
+    """)
+    write_dag(tmp_path, "platform.py", head + """
+        with DAG("platform", schedule=None, start_date=START):
+            BatchOperator(task_id="train", job_definition="trainer", job_queue="q", platform="lambda")
+    """)
+    errors = {Path(path).stem: text for path, text in dagbag(tmp_path).import_errors.items()}
+    assert errors == {
+        "no_queue": "AirflowClusterPolicyError: step 'train': BatchOperator has no job_queue; pass job_definition= and job_queue=, "
+        "or give them with @batch(job_definition=..., queue=...) on step=",
+        "platform": "AirflowClusterPolicyError: step 'train': platform='lambda' from platform= on BatchOperator is not an AWS Batch "
+        "platform; use one of ec2, fargate, eks",
+    }
