@@ -23,9 +23,15 @@ of its configuration, so ``platform="eks"``, ``shared_memory`` and disk on Farga
 there (allotment's BatchOperator registers the job-definition revision they need). Disk on EC2
 is a warning (:class:`allotment.awsbatch.AllotmentWarning`), as everywhere on Batch.
 
-Both configs are fixed when the DAG is parsed (the scheduler builds the worker pod, or submits
-the worker job, before the task runs), so ``dag_run.conf`` overrides and retry growth apply to
-pods and jobs that operators launch only.
+The KubernetesExecutor's pod template (``executor_config["pod_template_file"]``, else
+``[kubernetes_executor] pod_template_file``) is read as the executor reads it: its base
+container's resources are a step source, its tolerations and node selector are kept (the
+executor lets ``pod_override``'s replace them, so the override carries them merged).
+
+The ``pod_override`` is filled when the DAG is parsed; a run's ``dag_run.conf`` and the memory
+growth of a retry reach the worker pod through the scheduler's hooks
+(:mod:`allotment.airflow.worker`). The AwsBatchExecutor's ``executor_config`` stays the parsed
+one: conf overrides and retry growth on Batch apply to allotment's BatchOperator.
 """
 
 from __future__ import annotations

@@ -27,11 +27,12 @@ What happens where:
   ``default_args["allotment"]`` and the seed defaults fill gaps, the policy checks): a bad spec,
   a policy violation or a clash with the operator's own arguments is that file's import error.
 * When the task runs, :meth:`ResourcesMixin.execute` resolves again with the run's
-  ``dag_run.conf["allotment"]`` and the try number, logs what it asks for and why, and fails the
-  task (no retry) on a bad conf, before any pod request. ``build_pod_request_obj`` then builds
-  the pod with the operator's own ``container_resources``, ``volumes``, ``volume_mounts``,
-  ``node_selector`` and ``tolerations`` kept and merged (docs/design.md §3); the attributes themselves
-  are left as the user gave them.
+  ``dag_run.conf["allotment"]``, the try number and the operator's pod settings as rendered,
+  logs what it asks for and why, and fails the task (no retry) on a bad conf, before any pod
+  request. ``build_pod_request_obj`` then builds the pod from the operator's own settings and its
+  pod template, with what they ask for taken as step sources and the rest kept and merged
+  (:mod:`allotment.airflow.pods`, docs/design.md §2, §3); the attributes themselves are left as
+  the user gave them.
 * On a KubernetesPodOperator the spec sizes the pod it launches; on a BatchOperator the Batch
   job it submits. On any other operator (the mixin on e.g. a PythonOperator) it sizes the
   task's own worker on the KubernetesExecutor or the AwsBatchExecutor

@@ -35,8 +35,6 @@ from .failures import importing_dag_file
 
 __all__ = ["pod_mutation_hook", "task_instance_mutation_hook", "task_policy"]
 
-log = logging.getLogger(__name__)
-
 # A bad @resources in a DAG file is reported by task_policy below, as the file's one-line import error.
 defer_errors_while(importing_dag_file)
 
@@ -89,7 +87,8 @@ def _hint_stock_operator(task: Any) -> None:
         cls.__module__ == "airflow.providers.cncf.kubernetes.operators.pod" and cls.__name__ == "KubernetesPodOperator"
         for cls in type(task).__mro__
     ):
-        log.warning(_STOCK_KPO_HINT, getattr(task, "task_id", "?"))
+        # Got now, not at import: Airflow imports this module before it configures logging.
+        logging.getLogger(__name__).warning(_STOCK_KPO_HINT, getattr(task, "task_id", "?"))
 
 
 @hookimpl

@@ -8,13 +8,15 @@ This module reads them, by key (:mod:`allotment.targets`):
 ========================================  ==============================================================
 the user's container or pod               spec field
 ========================================  ==============================================================
-``requests.cpu``                          ``cpu`` (a CPU limit alone is a ceiling and is kept as it is)
-``memory`` request and limit              ``memory``: the larger one (allotment asks requests = limits)
-``ephemeral-storage`` request and limit   ``disk``: the larger one
-a GPU key (``nvidia.com/gpu``, ...)       ``gpu`` and ``gpu_vendor``; an NVIDIA MIG key also ``gpu_type``
+the CPU request                           ``cpu`` (a CPU limit alone is a ceiling and is kept as it is)
+the memory request and limit              ``memory``: the larger one (allotment asks requests = limits)
+the disk key's request and limit          ``disk``: the larger one
+a vendor's GPU key (``GPU_VENDOR_KEYS``)  ``gpu`` and ``gpu_vendor``; an NVIDIA MIG key also ``gpu_type``
 a ``Memory`` ``emptyDir`` with a          ``shared_memory`` (its ``sizeLimit``)
 ``sizeLimit`` mounted at ``/dev/shm``
 ========================================  ==============================================================
+
+The keys are :mod:`allotment.targets`' (:data:`~allotment.targets.TARGETS`, :func:`~allotment.targets.gpu_of_key`).
 
 What is read is taken out of the parts; :attr:`PodRead.rest` keeps the remainder (other
 resource keys, a CPU limit, other volumes, node selector, tolerations), so allotment's compiled

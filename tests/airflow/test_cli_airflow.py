@@ -264,7 +264,9 @@ def test_render_keeps_stderr_for_allotments_notes(tmp_path: Path) -> None:
     assert "kind: Pod" in out.stdout
 
 
-def test_the_stock_kpo_given_airflow_resources_gets_a_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_stock_kpo_given_airflow_resources_gets_a_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     write_dag(
         tmp_path,
         "stock.py",
@@ -277,12 +279,13 @@ def test_the_stock_kpo_given_airflow_resources_gets_a_hint(tmp_path: Path, capsy
     """,
     )
     capsys.readouterr()
-    assert dagbag(tmp_path).import_errors == {}
-    out, err = capsys.readouterr()
+    with caplog.at_level("WARNING", logger="allotment.airflow.policy"):
+        assert dagbag(tmp_path).import_errors == {}
+    out, err = capsys.readouterr()  # where Airflow's logging sends it: its console, or the root logger's handlers
     assert (
         "allotment: task 'prep': resources= on the provider's KubernetesPodOperator sizes no pod (the provider reads only "
         "container_resources); use allotment.airflow.KubernetesPodOperator, which takes resources= in allotment's or Airflow's form"
-    ) in out + err
+    ) in out + err + caplog.text
 
 
 def test_batch_operator_errors_are_one_line_import_errors(tmp_path: Path) -> None:
