@@ -24,21 +24,41 @@ is read, and policy-checked, when it runs).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from typing import Any, Final
 
 from allotment.facade import AllotmentError, spec_of
 
 from .tasks import ATTR, task_spec
 
-__all__ = ["PROBE", "apply_mapped", "is_mapped", "probe_of"]
+__all__ = ["PROBE", "apply_mapped", "is_mapped", "probe_of", "probing"]
 
 PROBE: Final = "_allotment_probe"
 """The attribute of a mapped task that holds its probe (the operator of one map index)."""
 
 _SPEC_ARGS: Final = ("resources", "retry_memory_factor", "step")
 _POD_ARGS: Final = ("container_resources", "volumes", "volume_mounts", "node_selector", "tolerations", "full_pod_spec")
+
+
+_probing: ContextVar[bool] = ContextVar("allotment_probing", default=False)
+
+
+@contextlib.contextmanager
+def _building_probe() -> Iterator[None]:
+    token = _probing.set(True)
+    try:
+        yield
+    finally:
+        _probing.reset(token)
+
+
+def probing() -> bool:
+    """True while allotment builds a mapped task's probe (when the DAG file is parsed); an operator
+    unmapped at any other time is a map index about to run."""
+    return _probing.get()
 
 
 def is_mapped(task: Any) -> bool:
@@ -71,7 +91,9 @@ def _index_values(task: Any) -> dict[str, Any]:
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for name, values in value.items():
-            if isinstance(values, (list, tuple)) and values:
+            if name in _POD_ARGS:
+                out[name] = None  # read per index when it runs (never one index's value shown as everyone's)
+            elif isinstance(values, (list, tuple)) and values:
                 out[name] = values[0]
             elif isinstance(values, Mapping) and values:
                 out[name] = next(iter(values.items()))
@@ -120,7 +142,8 @@ def apply_mapped(task: Any) -> None:
         cls = _with_resources(cls)
         task.operator_class = cls
         ours = True
-    probe = task.unmap(_placeholders(task))
+    with _building_probe():
+        probe = task.unmap(_placeholders(task))
     if ours:
         record = task_spec(probe)
         if record is None:  # built without a spec (the error was kept for the cluster policy, or none applies)
@@ -136,7 +159,13 @@ def apply_mapped(task: Any) -> None:
         if record.target is None:
             return
         task.partial_kwargs["executor_config"] = probe.executor_config
-    record = dataclasses.replace(record, mapped=True)
+    per_index = sorted(_expanded_names(task) & set(_POD_ARGS))
+    notes = (
+        (f"{', '.join(per_index)} differ per map index: each index's is read, and checked by the policy, when it runs",)
+        if per_index
+        else ()
+    )
+    record = dataclasses.replace(record, mapped=True, notes=(*record.notes, *notes))
     object.__setattr__(probe, ATTR, record)
     object.__setattr__(task, ATTR, record)
     object.__setattr__(task, PROBE, probe)

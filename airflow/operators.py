@@ -80,6 +80,10 @@ class ResourcesMixin(BaseOperator):
         try:
             setup(self, resources=resources, retry_memory_factor=retry_memory_factor, default_args=default_args, step=step, mapped=mapped)
         except AllotmentError as e:
+            from .mapped import probing
+
+            if mapped and not probing():  # a map index unmapped to run (its own values from .expand()): fails for good
+                fail(self, e, before="anything is created")
             defer_or_raise(self, e)  # during a DAG file import: the cluster policy reports it in one line
 
     def _do_render_template_fields(self, parent: Any, template_fields: Any, context: Any, jinja_env: Any, seen_oids: set[int]) -> None:

@@ -58,7 +58,7 @@ def resolve_spec(
         resolved = resolve_for_run(spec, settings, conf=conf, try_number=try_number, task_ids=task_ids, more=more)
     except AllotmentError as e:
         raise e.with_context(step=spec.task_id) from e
-    extra = [*notes, MAPPED_NOTE] if spec.mapped else list(notes)
+    extra = [*notes, *spec.notes, *([MAPPED_NOTE] if spec.mapped else [])]
     return dataclasses.replace(resolved, notes=(*extra, *resolved.notes)) if extra else resolved
 
 

@@ -91,7 +91,8 @@ class TaskSpec:
     allotment filled it. ``templated``: the operator's pod settings (``container_resources``,
     ``pod_template_file``, ...) that held a Jinja template when the DAG file was parsed: what
     they ask for is read when the task runs, and counts as runtime input (``runtime.caps``).
-    ``mapped``: the task is mapped (``.expand()``): every map index gets this spec.
+    ``mapped``: the task is mapped (``.expand()``): every map index gets this spec. ``notes``:
+    what ``explain`` and the task log say about the task besides its values.
 
     Immutable and shared between copies of an operator (Airflow deep-copies operators).
     """
@@ -105,6 +106,7 @@ class TaskSpec:
     user_executor_config: Mapping[str, Any] | None = None
     templated: frozenset[str] = frozenset()
     mapped: bool = False
+    notes: tuple[str, ...] = ()
 
     def __copy__(self) -> TaskSpec:
         return self

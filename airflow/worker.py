@@ -115,18 +115,24 @@ def mutate_task_instance(task_instance: Any, dag_run: Any) -> None:
     task = getattr(task_instance, "task", None)
     dag = getattr(task, "dag", None) if task is not None else None
     task_ids = set(dag.task_ids) if dag is not None else None
+    task_id = getattr(task_instance, "task_id", "?")
     try:
         task_instance.executor_config = for_run(config, getattr(dag_run, "conf", None) or {}, task_ids=task_ids)
+        return
     except AllotmentError as e:
         log.warning(
             "allotment: task %s of run %s keeps the worker pod of its DAG file: %s (the task fails for good when it starts)",
-            getattr(task_instance, "task_id", "?"),
+            task_id,
             getattr(dag_run, "run_id", "?"),
             e,
         )
+    except Exception:
+        log.exception("allotment: could not size the worker pod of task %s for its run", task_id)
+        return
+    try:
         task_instance.executor_config = for_run(config, None, task_ids=task_ids)  # nothing of the run's conf
     except Exception:
-        log.exception("allotment: could not size the worker pod of task %s for its run", getattr(task_instance, "task_id", "?"))
+        log.exception("allotment: could not size the worker pod of task %s for its run", task_id)
 
 
 def mutate_worker_pod(pod: Any) -> None:

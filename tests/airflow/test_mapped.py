@@ -167,3 +167,48 @@ with DAG("expanded", schedule=None, start_date=START):
         "resources= and retry_memory_factor= in .partial(); expand over the operator's own container_resources to size the indexes "
         "differently",
     }
+
+
+def test_expanding_over_the_operators_own_container_resources_sizes_each_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from af_helpers import run_context
+    from airflow.sdk.exceptions import AirflowFailException
+    from allotment.airflow.resolution import resolve_at_execute, resolve_task
+
+    monkeypatch.setenv("ALLOTMENT_POLICY", str(POLICY))
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    write_dag(
+        dags,
+        "per_index.py",
+        """
+        import pendulum
+        from airflow.sdk import DAG
+        from allotment.airflow import KubernetesPodOperator
+        from kubernetes.client import models as k8s
+        with DAG("per_index", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
+            KubernetesPodOperator.partial(task_id="shard", image="busybox", namespace="ml", resources={"cpu": 1}).expand(
+                container_resources=[k8s.V1ResourceRequirements(limits={"memory": m}) for m in ("2Gi", "4Gi", "300Gi")]
+            )
+    """,
+    )
+    bag = dagbag(dags)
+    assert bag.import_errors == {}  # the spec is valid; one index's own value is checked when it runs
+    mapped = bag.dags["per_index"].get_task("shard")
+    assert "container_resources differ per map index: each index's is read, and checked by the policy, when it runs" in (
+        resolve_task(mapped).notes
+    )
+    from kubernetes.client import models as k8s
+
+    def index(memory: str) -> Any:
+        return _index(mapped, {"container_resources": k8s.V1ResourceRequirements(limits={"memory": memory})})
+
+    for memory in ("2Gi", "4Gi"):
+        assert container(pod_of(index(memory)))["resources"] == {"requests": {"cpu": "1", "memory": memory}, "limits": {"memory": memory}}
+    # unmapped to run (the task runner renders, and so unmaps, inside its handling of failures):
+    # an index's own value over the cap fails that index for good
+    with pytest.raises(AirflowFailException, match="memory='300Gi' from container_resources= on KubernetesPodOperator exceeds the cap"):
+        index("300Gi")
+    task = mapped.unmap({"container_resources": None})
+    task.container_resources = k8s.V1ResourceRequirements(limits={"memory": "300Gi"})  # e.g. from an upstream task's XCom
+    with pytest.raises(AirflowFailException):
+        resolve_at_execute(task, run_context(task), lambda r: None, before="any pod request")
