@@ -58,11 +58,40 @@ from airflow.sdk.exceptions import AirflowFailException
 from allotment.facade import PLATFORMS, AllotmentError, agree_option, ensure_job_definition, spec_of
 
 from .batch_jobs import batch_plan, describe_plan, job_name_for
+from .failures import ERROR_ATTR, defer_or_raise, deferred_error, fail
 from .operators import ResourcesMixin
 from .resolution import resolve_at_execute
-from .tasks import JOB, task_spec
+from .tasks import ATTR, JOB, task_spec
 
 __all__ = ["BatchOperator"]
+
+
+def _checked(task_id: str, step: Any, job_definition: str | None, job_queue: str | None, platform: str | None) -> tuple[str, str]:
+    """``job_definition`` and ``job_queue``, from the operator's arguments or ``@batch`` on ``step``; the platform checked."""
+    spec = spec_of(step) if step is not None else None
+    options = spec.options("batch") if spec is not None else {}
+    where = "on BatchOperator"
+    job_definition = agree_option(
+        task_id, "job_definition", job_definition, where, "job_definition", options.get("job_definition"), "batch"
+    )
+    job_queue = agree_option(task_id, "job_queue", job_queue, where, "queue", options.get("queue"), "batch")
+    missing = [name for name, value in (("job_definition", job_definition), ("job_queue", job_queue)) if not value]
+    if missing:
+        raise AllotmentError(
+            f"BatchOperator has no {' and no '.join(missing)}",
+            step=task_id,
+            accepted="pass job_definition= and job_queue=, or give them with @batch(job_definition=..., queue=...) on step=",
+        )
+    if platform is not None and platform not in PLATFORMS:
+        raise AllotmentError(
+            "is not an AWS Batch platform",
+            step=task_id,
+            field="platform",
+            value=platform,
+            source="platform= on BatchOperator",
+            accepted=f"use one of {', '.join(PLATFORMS)}",
+        )
+    return str(job_definition), str(job_queue)
 
 
 class BatchOperator(ResourcesMixin, _BatchOperator):
@@ -83,41 +112,32 @@ class BatchOperator(ResourcesMixin, _BatchOperator):
         **kwargs: Any,
     ) -> None:
         task_id = str(kwargs.get("task_id"))
-        spec = spec_of(step) if step is not None else None
-        options = spec.options("batch") if spec is not None else {}
-        where = "on BatchOperator"
-        job_definition = agree_option(
-            task_id, "job_definition", job_definition, where, "job_definition", options.get("job_definition"), "batch"
-        )
-        job_queue = agree_option(task_id, "job_queue", job_queue, where, "queue", options.get("queue"), "batch")
-        missing = [name for name, value in (("job_definition", job_definition), ("job_queue", job_queue)) if not value]
-        if missing:
-            raise AllotmentError(
-                f"BatchOperator has no {' and no '.join(missing)}",
-                step=task_id,
-                accepted="pass job_definition= and job_queue=, or give them with @batch(job_definition=..., queue=...) on step=",
-            )
-        if platform is not None and platform not in PLATFORMS:
-            raise AllotmentError(
-                "is not an AWS Batch platform",
-                step=task_id,
-                field="platform",
-                value=platform,
-                source="platform= on BatchOperator",
-                accepted=f"use one of {', '.join(PLATFORMS)}",
-            )
+        try:
+            job_definition, job_queue = _checked(task_id, step, job_definition, job_queue, platform)
+        except AllotmentError as e:
+            # Built anyway (with no job definition or queue) during a DAG file import, so that the
+            # cluster policy reports the error in one line; raised now otherwise.
+            defer_or_raise(self, e)
+            platform = None
         # Set before the mixin's set-up (which runs at the end of super().__init__) reads them.
         self.platform = platform
         self.eks_container = eks_container
+        error = deferred_error(self)
         super().__init__(
             job_name=job_name or job_name_for(task_id),
-            job_definition=str(job_definition),
-            job_queue=str(job_queue),
-            step=step,
+            job_definition=str(job_definition or ""),
+            job_queue=str(job_queue or ""),
+            step=None if error is not None else step,
             **kwargs,
         )
+        if error is not None:
+            object.__setattr__(self, ERROR_ATTR, error)  # the first error is the one to report
+            object.__setattr__(self, ATTR, None)
 
     def execute(self, context: Any) -> Any:
+        error = deferred_error(self)
+        if error is not None:
+            fail(self, error, before="any AWS Batch API call")
         spec = task_spec(self)
         if spec is None or spec.target != JOB:
             return super().execute(context)

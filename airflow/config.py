@@ -13,7 +13,10 @@ backend  ``ALLOTMENT_BACKEND``  ``[allotment] backend``
 environment wins over the Airflow config (:data:`allotment.settings.PRECEDENCE`).
 
 Settings are read when a task is built or run, not at import. ``allotment.settings.using_settings``
-lets a caller (``allotment render``) put its own settings in force for a block.
+lets a caller (``allotment render``, ``allotment explain``) put its own settings (CLI options and
+environment) in force for a block; the Airflow config completes them there too
+(:func:`active_settings`), so a DAG file parsed by the CLI is parsed exactly as the engine parses
+it, with the same ``[allotment]`` policy, profile, backend and ``with`` specs.
 """
 
 from __future__ import annotations
@@ -64,12 +67,26 @@ def airflow_settings() -> Settings:
 
 
 def active_settings() -> Settings:
-    """The settings in force: those of ``using_settings``, else :func:`airflow_settings`."""
-    return current_settings(airflow_settings)
+    """The settings in force: those of ``using_settings`` completed by the Airflow config
+    (:func:`with_airflow_config`), else :func:`airflow_settings`."""
+    return with_airflow_config(current_settings(airflow_settings))
+
+
+_layered: dict[tuple[Any, ...], Settings] = {}
 
 
 def with_airflow_config(settings: Settings) -> Settings:
     """``settings`` (from the CLI and the environment) completed by the Airflow config ``[allotment]``:
     its ``with`` specs are added, and its policy, profile and backend fill what neither CLI nor
-    environment chose."""
-    return settings.with_config(airflow_config())
+    environment chose. Settings that already hold this config are returned as they are."""
+    config = airflow_config()
+    if dict(settings.inputs.get("config") or {}) == config:
+        return settings
+    policy_path = config.get("policy")
+    key = (id(settings), tuple(sorted(config.items())), _mtime(policy_path))
+    found = _layered.get(key)
+    if found is None or found.inputs.get("cli") != settings.inputs.get("cli") or found.inputs.get("env") != settings.inputs.get("env"):
+        if len(_layered) > 32:
+            _layered.clear()
+        found = _layered[key] = settings.with_config(config)
+    return found

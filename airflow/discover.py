@@ -4,7 +4,9 @@ of :data:`allotment.faces.STEP_FINDERS`).
 Every task of every DAG a module defines that carries allotment resources (a spec on its
 callable, or an allotment operator) is a step named by its ``task_id``, with the backend its
 operator implies, its ``default_args["allotment"]`` as defaults and its ``resources=`` as an
-extra source: the same inputs the operator resolves from when it runs.
+extra source. Its resolver is the task's own (:func:`allotment.airflow.resolution.resolve_task`:
+its pod settings and pod template, the Airflow config ``[allotment]``, a previewed run's conf),
+so ``explain`` shows exactly what the engine and ``render`` use. A mapped task is one step.
 
 A DAG made by calling a ``@dag`` function at module level is no module global; Airflow finds
 it by auto-registration while it imports the file. So the finder runs the module's code once
@@ -15,12 +17,13 @@ and collects those DAGs with the module's global ones. Tasks get allotment's clu
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from allotment.facade import Step
+from allotment.facade import Resolved, Settings, Step, using_settings
 
 __all__ = ["dags_of", "find_steps"]
 
@@ -63,15 +66,44 @@ def find_steps(module: ModuleType, file: Path) -> list[Step]:
     """The steps of every DAG in ``module``: its tasks that carry allotment resources."""
     if not _uses_airflow(module):
         return []
+    from allotment.facade import AllotmentError
+
+    from .config import with_airflow_config
     from .operators import apply
     from .tasks import task_spec
 
     steps: list[Step] = []
     for dag in dags_of(module, file):
         for task in dag.tasks:
-            apply(task)
+            try:
+                apply(task)
+            except AllotmentError as e:  # named as an error while the file loads is (allotment.discover.load_module)
+                raise AllotmentError(f"{file}: {e}") from None
             spec = task_spec(task)
             if spec is None:
                 continue
-            steps.append(Step(spec.task_id, spec.spec, task, file, spec.backend, spec.defaults, spec.extra))
+            steps.append(
+                Step(
+                    spec.task_id,
+                    spec.spec,
+                    task,
+                    file,
+                    spec.backend,
+                    spec.defaults,
+                    spec.extra,
+                    resolver=functools.partial(_resolve, task),
+                    configure=with_airflow_config,
+                )
+            )
     return steps
+
+
+def _resolve(task: Any, settings: Settings, *, conf: Any = None) -> Resolved:
+    """The task resolved as the engine resolves it (the Airflow config completing ``settings``),
+    for a run with ``conf`` when given (``allotment explain --conf``)."""
+    from .config import with_airflow_config
+    from .resolution import resolve_task
+
+    settings = with_airflow_config(settings)
+    with using_settings(settings):
+        return resolve_task(task, settings=settings, conf=conf)

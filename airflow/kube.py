@@ -88,21 +88,24 @@ def merged_pod_arguments(
     *,
     user_source: str,
     resources: Any = None,
+    claims: Any = None,
     volumes: Sequence[Any] = (),
     volume_mounts: Sequence[Any] = (),
     node_selector: Mapping[str, str] | None = None,
     tolerations: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """The spec fitted into the user's own pod arguments (kept, and first), as the operator's
-    arguments: ``container_resources`` (``V1ResourceRequirements``), ``volumes``,
-    ``volume_mounts``, ``node_selector`` and ``tolerations``. A real conflict raises the core's error."""
+    arguments: ``container_resources`` (``V1ResourceRequirements``, with the user's ``claims``),
+    ``volumes``, ``volume_mounts``, ``node_selector`` and ``tolerations``. A real conflict raises
+    the core's error."""
     user = user_parts(
         resources=resources, volumes=volumes, volume_mounts=volume_mounts, node_selector=node_selector, tolerations=tolerations
     )
     fitted = fit_pod(resolved, profile, user, user_source=user_source)
     merged, added = fitted.merged, fitted.added
     requirements = merged.resources.to_dict() if merged.resources is not None else {}
-    claims = getattr(resources, "claims", None) if resources is not None and not isinstance(resources, Mapping) else None
+    if claims is None and resources is not None and not isinstance(resources, Mapping):
+        claims = getattr(resources, "claims", None)
     container_resources = k8s.V1ResourceRequirements(
         requests=requirements.get("requests") or None, limits=requirements.get("limits") or None, claims=claims
     )

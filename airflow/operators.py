@@ -27,11 +27,12 @@ What happens where:
   ``default_args["allotment"]`` and the seed defaults fill gaps, the policy checks): a bad spec,
   a policy violation or a clash with the operator's own arguments is that file's import error.
 * When the task runs, :meth:`ResourcesMixin.execute` resolves again with the run's
-  ``dag_run.conf["allotment"]`` and the try number, logs what it asks for and why, and fails the
-  task (no retry) on a bad conf, before any pod request. ``build_pod_request_obj`` then builds
-  the pod with the operator's own ``container_resources``, ``volumes``, ``volume_mounts``,
-  ``node_selector`` and ``tolerations`` kept and merged (docs/design.md §3); the attributes themselves
-  are left as the user gave them.
+  ``dag_run.conf["allotment"]``, the try number and the operator's pod settings as rendered,
+  logs what it asks for and why, and fails the task (no retry) on a bad conf, before any pod
+  request. ``build_pod_request_obj`` then builds the pod from the operator's own settings and its
+  pod template, with what they ask for taken as step sources and the rest kept and merged
+  (:mod:`allotment.airflow.pods`, docs/design.md §2, §3); the attributes themselves are left as
+  the user gave them.
 * On a KubernetesPodOperator the spec sizes the pod it launches; on a BatchOperator the Batch
   job it submits. On any other operator (the mixin on e.g. a PythonOperator) it sizes the
   task's own worker on the KubernetesExecutor or the AwsBatchExecutor
@@ -45,6 +46,7 @@ What happens where:
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from airflow.providers.cncf.kubernetes.decorators.kubernetes import _KubernetesDecoratedOperator
@@ -53,6 +55,7 @@ from airflow.sdk import BaseOperator
 from allotment.facade import AllotmentError, Resolved, spec_of
 
 from .config import active_settings
+from .failures import defer_or_raise, deferred_error, fail, raise_deferred
 from .resolution import resolve_at_execute, resolve_task
 from .tasks import POD, task_spec
 from .wiring import pod_arguments, setup, task_target
@@ -73,24 +76,50 @@ class ResourcesMixin(BaseOperator):
     def __init__(self, *, resources: Any = None, retry_memory_factor: float | None = None, step: Any = None, **kwargs: Any) -> None:
         default_args = kwargs.get("default_args")
         super().__init__(**kwargs)
-        setup(self, resources=resources, retry_memory_factor=retry_memory_factor, default_args=default_args, step=step)
+        mapped = bool(getattr(self, "_BaseOperator__from_mapped", False))
+        try:
+            setup(self, resources=resources, retry_memory_factor=retry_memory_factor, default_args=default_args, step=step, mapped=mapped)
+        except AllotmentError as e:
+            from .mapped import probing
+
+            if mapped and not probing():  # a map index unmapped to run (its own values from .expand()): fails for good
+                fail(self, e, before="anything is created")
+            defer_or_raise(self, e)  # during a DAG file import: the cluster policy reports it in one line
+
+    def _do_render_template_fields(self, parent: Any, template_fields: Any, context: Any, jinja_env: Any, seen_oids: set[int]) -> None:
+        # Airflow renders nested objects (a V1ResourceRequirements' limits) in place, and a task
+        # about to run is a shallow copy of the parsed one: render copies, so the parsed task keeps
+        # its templates (another run in the same process, dag.test(), reads them anew).
+        if parent is self:
+            for attr in ("container_resources", "volumes", "volume_mounts", "pod_template_dict", "container_overrides"):
+                value = getattr(self, attr, None)
+                if value is not None and not isinstance(value, str):
+                    setattr(self, attr, copy.deepcopy(value))
+        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
 
     def allotment_resolve(self, context: Any = None) -> Resolved:
         """This task's spec (for the run and try of ``context``, when given)."""
         return resolve_task(self, context)
 
     def execute(self, context: Any) -> Any:
+        error = deferred_error(self)
+        if error is not None:
+            fail(self, error, before="anything is created")
         spec = task_spec(self)
         if spec is not None and spec.target == POD:
-            resolve_at_execute(self, context, lambda resolved: pod_arguments(self, resolved, active_settings()), before="any pod request")
+            resolve_at_execute(
+                self, context, lambda resolved: pod_arguments(self, resolved, active_settings(), running=True), before="any pod request"
+            )
         return super().execute(context)
 
     def build_pod_request_obj(self, context: Any = None, *, dry_run: bool = False) -> Any:
         """The operator's pod, with the spec merged in (sync, deferrable and dry runs all build here)."""
+        raise_deferred(self)
         spec = task_spec(self)
         if spec is None or spec.target != POD:
             return super().build_pod_request_obj(context, dry_run=dry_run)  # type: ignore[misc]
-        arguments = pod_arguments(self, resolve_task(self, context), active_settings())
+        running = bool(context)
+        arguments = pod_arguments(self, resolve_task(self, context), active_settings(), running=running)
         saved = {name: getattr(self, name) for name in arguments}
         try:
             for name, value in arguments.items():
@@ -147,20 +176,17 @@ def apply(task: Any) -> None:
     a python callable (``@task``, PythonOperator, ...) on the KubernetesExecutor gets its
     ``executor_config["pod_override"]``, on the AwsBatchExecutor its ``executor_config``
     SubmitJob fragment (unless its spec is pinned to the other backend by ``@kubernetes`` or
-    ``@batch``). DAG and task group ``default_args["allotment"]`` fill gaps.
+    ``@batch``). DAG and task group ``default_args["allotment"]`` fill gaps. A mapped task
+    (``.expand()``) is handled by :func:`allotment.airflow.mapped.apply_mapped`. An error kept on
+    the task while it was built (:mod:`allotment.airflow.failures`) is raised here.
     """
-    from airflow.sdk.definitions.mappedoperator import MappedOperator
+    from .mapped import apply_mapped, is_mapped
 
+    raise_deferred(task)
     if task_spec(task) is not None:
         return
-    if isinstance(task, MappedOperator):
-        function = getattr(task, "python_callable", None) or (getattr(task, "partial_kwargs", None) or {}).get("python_callable")
-        if function is not None and spec_of(function) is not None:
-            raise AllotmentError(
-                "is a mapped task (.expand()); allotment does not size mapped tasks yet",
-                step=str(task.task_id),
-                accepted="drop @resources from the mapped task, or size its pods with container_resources",
-            )
+    if is_mapped(task):
+        apply_mapped(task)
         return
     function = getattr(task, "python_callable", None)
     spec = spec_of(function) if function is not None else None

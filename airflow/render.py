@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -50,14 +51,36 @@ from .batch_jobs import render_batch_task
 from .config import with_airflow_config
 from .executors import executor_class, pod_override_config, worker_pod
 from .kube import normalise_pod_name, to_dict
+from .mapped import probe_of
 from .resolution import resolve_task
 from .tasks import BATCH_WORKER, JOB, POD, WORKER, task_spec
 
 __all__ = ["render", "render_task"]
 
 
+@contextlib.contextmanager
+def _quiet(task: Any) -> Iterator[None]:
+    """The operator's own INFO logs (the provider's ``Building pod ...``) left out while rendering:
+    its logger (the task's cached one, ``DAGNode._cached_logger``) is one that passes warnings
+    only, for the block."""
+    quiet = logging.getLogger("allotment.render.operator")
+    quiet.setLevel(logging.WARNING)
+    had = "_cached_logger" in vars(task)
+    saved = vars(task).get("_cached_logger")
+    object.__setattr__(task, "_cached_logger", quiet)
+    try:
+        yield
+    finally:
+        if had:
+            object.__setattr__(task, "_cached_logger", saved)
+        else:
+            vars(task).pop("_cached_logger", None)
+
+
 def render_task(task: Any, settings: Settings) -> tuple[str, dict[str, Any]] | None:
-    """``(pod_of, pod)`` for one task under ``settings``, or None when no Kubernetes pod carries its spec."""
+    """``(pod_of, pod)`` for one task under ``settings``, or None when no Kubernetes pod carries its
+    spec. A mapped task is rendered through its probe (one map index, :mod:`allotment.airflow.mapped`)."""
+    task = probe_of(task) or task
     spec = task_spec(task)
     if spec is None:
         return None
@@ -69,7 +92,8 @@ def render_task(task: Any, settings: Settings) -> tuple[str, dict[str, Any]] | N
             try:
                 if callable(set_name):
                     task.name = set_name(name)
-                pod = task.build_pod_request_obj(dry_run=True)
+                with _quiet(task):
+                    pod = task.build_pod_request_obj(dry_run=True)
             finally:
                 task.name = name
             data = to_dict(pod)
@@ -80,7 +104,8 @@ def render_task(task: Any, settings: Settings) -> tuple[str, dict[str, Any]] | N
             resolved = resolve_task(task, settings=settings)
             config = pod_override_config(resolved, settings.profile, spec.user_executor_config)
             data = normalise_pod_name(to_dict(worker_pod(task.dag_id, task.task_id, config)))
-            return "KubernetesExecutor worker", data
+            # The executor sends no apiVersion/kind (the API server knows them); the document names them.
+            return "KubernetesExecutor worker", {"apiVersion": "v1", "kind": "Pod", **data}
     return None
 
 
@@ -122,9 +147,11 @@ def _render(paths: Sequence[Path], settings: Settings) -> list[dict[str, Any]]:
         if spec is None:
             print(f"allotment: {step.name!r} in {step.file} is no Airflow task; not rendered for airflow", file=sys.stderr)
             continue
-        head = {"dag_id": task.dag_id, "task_id": task.task_id, "file": step.file.as_posix()}
+        head: dict[str, Any] = {"dag_id": task.dag_id, "task_id": task.task_id, "file": step.file.as_posix()}
+        if spec.mapped:
+            head["map_index"] = "every index (how many is known only when the DAG runs)"
         if spec.target in (JOB, BATCH_WORKER):
-            batch_document = render_batch_task(task, settings)
+            batch_document = render_batch_task(probe_of(task) or task, settings)
             if batch_document is not None:
                 documents.append({**head, **batch_document})
                 continue
@@ -137,7 +164,12 @@ def _render(paths: Sequence[Path], settings: Settings) -> list[dict[str, Any]]:
             )
             continue
         pod_of, pod = rendered
-        documents.append({**head, "pod_of": pod_of, "pod": pod})
+        document = {**head, "pod_of": pod_of, "pod": pod}
+        with using_settings(settings):
+            notes = resolve_task(task, settings=settings).notes
+        if notes:
+            document["notes"] = list(notes)
+        documents.append(document)
     return documents
 
 

@@ -1,45 +1,93 @@
 """Resolving an Airflow task's spec: as parsed, or for one run and try (its ``dag_run.conf`` and try
-number), with what the task launches checked and the outcome logged."""
+number), with what the task launches checked and the outcome logged.
+
+This is the one path every caller takes: the operator when the DAG file is parsed and when it
+runs, the scheduler's hooks for a worker on the KubernetesExecutor, ``render --target airflow``
+and ``explain`` (through the step finder's resolver), so they cannot disagree.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
-from airflow.sdk.exceptions import AirflowFailException
-from allotment.facade import AllotmentError, Resolved, Settings
+from allotment.facade import AllotmentError, Resolved, Resources, Settings, Source
 
 from .config import active_settings
+from .failures import fail
+from .pods import pod_settings
 from .runtime import describe, resolve_for_run
-from .tasks import task_spec
+from .tasks import POD, WORKER, TaskSpec, task_spec
 
-__all__ = ["resolve_at_execute", "resolve_task"]
+__all__ = ["MAPPED_NOTE", "resolve_at_execute", "resolve_spec", "resolve_task", "task_sources"]
 
 T = TypeVar("T")
 
+MAPPED_NOTE = "mapped task (.expand()): every map index gets this spec; how many indexes there are is known only when the DAG runs"
 
-def resolve_task(task: Any, context: Mapping[str, Any] | None = None, settings: Settings | None = None) -> Resolved:
+
+def task_sources(task: Any, spec: TaskSpec, *, running: bool) -> tuple[tuple[tuple[Resources, Source], ...], tuple[str, ...]]:
+    """The step sources a task's own pod settings give now, and notes about them: a pod task's
+    ``container_resources``, sized ``/dev/shm`` volume and pod template (:mod:`allotment.airflow.pods`),
+    a worker's KubernetesExecutor pod template (:func:`allotment.airflow.executors.worker_template`)."""
+    if spec.target == POD:
+        found = pod_settings(task, spec.task_id, running=running, templated=spec.templated)
+        return found.sources, found.notes
+    if spec.target == WORKER:
+        from .executors import worker_template
+
+        template = worker_template(spec.task_id, spec.user_executor_config)
+        return template.sources, template.notes
+    return (), ()
+
+
+def resolve_spec(
+    spec: TaskSpec,
+    settings: Settings,
+    *,
+    conf: Any = None,
+    try_number: int = 1,
+    task_ids: Collection[str] | None = None,
+    more: Sequence[tuple[Resources, Source]] = (),
+    notes: Sequence[str] = (),
+) -> Resolved:
+    """``spec`` resolved under ``settings`` for a run's ``conf`` and try ``try_number``, with the
+    sources ``more`` read from the task, and ``notes`` added (a mapped task says so)."""
+    try:
+        resolved = resolve_for_run(spec, settings, conf=conf, try_number=try_number, task_ids=task_ids, more=more)
+    except AllotmentError as e:
+        raise e.with_context(step=spec.task_id) from e
+    extra = [*notes, *spec.notes, *([MAPPED_NOTE] if spec.mapped else [])]
+    return dataclasses.replace(resolved, notes=(*extra, *resolved.notes)) if extra else resolved
+
+
+def resolve_task(
+    task: Any,
+    context: Mapping[str, Any] | None = None,
+    settings: Settings | None = None,
+    *,
+    conf: Any = None,
+) -> Resolved:
     """A task's spec, for one run and try when ``context`` is given (its ``dag_run.conf`` and
-    ``ti.try_number``), else as parsed."""
+    ``ti.try_number``; the task's template fields are rendered then), else as parsed, or as a run
+    with ``conf`` would get it (``allotment explain --conf``)."""
+    from .mapped import probe_of
+
+    task = probe_of(task) or task
     spec = task_spec(task)
     if spec is None:
         raise AllotmentError(f"task {task.task_id!r} carries no allotment spec")
     settings = settings or active_settings()
-    if not context:
-        return spec.resolve(settings)
-    dag_run = context.get("dag_run")
-    ti = context.get("ti")
-    dag = context.get("dag") or getattr(task, "dag", None)
-    try:
-        return resolve_for_run(
-            spec,
-            settings,
-            conf=getattr(dag_run, "conf", None) if dag_run is not None else None,
-            try_number=getattr(ti, "try_number", 1) or 1,
-            task_ids=set(dag.task_ids) if dag is not None else None,
-        )
-    except AllotmentError as e:
-        raise e.with_context(step=spec.task_id) from e
+    dag = (context or {}).get("dag") or getattr(task, "dag", None)
+    task_ids = set(dag.task_ids) if dag is not None else None
+    try_number = 1
+    if context:
+        dag_run = context.get("dag_run")
+        conf = getattr(dag_run, "conf", None) if dag_run is not None else None
+        try_number = getattr(context.get("ti"), "try_number", 1) or 1
+    more, notes = task_sources(task, spec, running=bool(context))
+    return resolve_spec(spec, settings, conf=conf, try_number=try_number, task_ids=task_ids, more=more, notes=notes)
 
 
 def resolve_at_execute(task: Any, context: Any, check: Callable[[Resolved], T], *, before: str) -> tuple[Resolved, T]:
@@ -50,8 +98,7 @@ def resolve_at_execute(task: Any, context: Any, check: Callable[[Resolved], T], 
         resolved = resolve_task(task, context)
         checked = check(resolved)
     except AllotmentError as e:
-        task.log.error("allotment: the task fails before %s: %s", before, e)
-        raise AirflowFailException(f"allotment: {e}") from e
+        fail(task, e, before=before)
     for line in describe(resolved):
         task.log.info("%s", line)
     return resolved, checked

@@ -10,17 +10,21 @@
 
 ``with`` specs raise floors (maximum), ``set`` specs replace values; both are checked by the
 policy (``[allotment] policy`` / ``ALLOTMENT_POLICY``: runtime allowed?, runtime caps). Only
-resource fields are accepted: a run's conf can never reach the image, command, volumes or
-service account, so any other key fails the task before any pod request, with the reason in
-the task log. The whole conf is checked by every task that reads it, so nothing applies partially.
+resource fields are accepted, each through the core's validator: a run's conf can never reach
+the image, command, arguments, env, volumes, service account, security context, node name,
+namespace or labels, so any other key fails the task for good before any pod request or
+AWS Batch call, with the reason in the task log. Values are data, never templates: allotment
+reads a run's conf after Airflow rendered the task, and renders nothing itself, so a
+``{{ ... }}`` in a value is just an invalid quantity. The whole conf is checked by every task
+that reads it, so nothing applies partially; an error in a task's own entry names that task.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
-from allotment.facade import AllotmentError, Resolved, Settings, WithSpec, describe_value, parse_runtime
+from allotment.facade import AllotmentError, Resolved, Resources, Settings, Source, WithSpec, describe_value, parse_runtime
 
 from .tasks import TaskSpec
 
@@ -44,16 +48,34 @@ def conf_specs(conf: Any, *, task_ids: Collection[str] | None = None) -> tuple[t
         raise AllotmentError(f"is a {type(conf).__name__}, not a mapping", field="dag_run.conf", value=conf, accepted=_ACCEPTED)
     if CONF_KEY not in conf:
         return (), ()
-    return parse_runtime(conf[CONF_KEY], f"dag_run.conf[{CONF_KEY!r}]", accepted=_ACCEPTED, steps=task_ids)
+    block = conf[CONF_KEY]
+    origin = f"dag_run.conf[{CONF_KEY!r}]"
+    tasks = block.get("tasks") if isinstance(block, Mapping) else None
+    if isinstance(tasks, Mapping):
+        for step, entry in tasks.items():  # an error in the entry of one of the DAG's tasks names that task
+            try:
+                parse_runtime({"tasks": {step: entry}}, origin, accepted=_ACCEPTED, steps=task_ids)
+            except AllotmentError as e:
+                if task_ids is not None and step not in task_ids:
+                    raise
+                raise e.with_context(step=str(step)) from e
+    return parse_runtime(block, origin, accepted=_ACCEPTED, steps=task_ids)
 
 
 def resolve_for_run(
-    spec: TaskSpec, settings: Settings, *, conf: Any = None, try_number: int = 1, task_ids: Collection[str] | None = None
+    spec: TaskSpec,
+    settings: Settings,
+    *,
+    conf: Any = None,
+    try_number: int = 1,
+    task_ids: Collection[str] | None = None,
+    more: Sequence[tuple[Resources, Source]] = (),
 ) -> Resolved:
     """The task's spec for one try of one run: the run's conf overrides, then the memory growth
-    of ``retry_memory_factor`` for try ``try_number`` (capped by the policy)."""
+    of ``retry_memory_factor`` for try ``try_number`` (capped by the policy). ``more``: step
+    sources read from the task's own pod settings now."""
     withs, sets = conf_specs(conf, task_ids=task_ids)
-    resolved = spec.resolve(settings, withs=withs, sets=sets)
+    resolved = spec.resolve(settings, withs=withs, sets=sets, more=more)
     return resolved.with_memory_for_try(max(1, int(try_number or 1)), settings.policy)
 
 

@@ -11,9 +11,17 @@ input                               from                                        
 ``@batch``                          ``step=`` (``spec_of``)
 ``resources=``                      an allotment operator                       step source
 ``retry_memory_factor=``            an allotment operator                       step source
+``container_resources=``,           a pod operator (after templating, when it    step source
+``volumes=`` (a sized ``/dev/shm``) runs)
+the base container of a pod         ``pod_template_file`` / ``pod_template_dict``  step source
+template                            / ``full_pod_spec``, the KubernetesExecutor's
+                                    pod template
 ``default_args["allotment"]``       the DAG, task group or task ``default_args``  fills gaps
 ``with`` / ``set``                  env, ``[allotment]`` config, ``dag_run.conf``  runtime
 ==================================  ==========================================  ==============
+
+The pod settings are read from the task when it is resolved (:mod:`allotment.airflow.pods`),
+not kept here: a templated one is read only once the task runs, after templating.
 
 ``resources=`` takes an :class:`allotment.Resources`, a dict of allotment fields
 (``{"cpu": 4, "memory": "16Gi"}``), or Airflow's own BaseOperator form
@@ -26,9 +34,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final
 
-from allotment.facade import FIELDS, TARGETS, AllotmentError, Resolved, Resources, Settings, Source, StepSpec, WithSpec
+from allotment.facade import FIELDS, TARGETS, AllotmentError, Layer, Resolved, Resources, Settings, Source, StepSpec, WithSpec
 
 __all__ = [
     "AIRFLOW_FORM",
@@ -79,7 +88,11 @@ class TaskSpec:
     ``None`` when the task runs where no allotment backend acts (Local/Celery executors).
     ``backend``: the backend ``target`` implies (``kubernetes``, ``batch``), or None.
     ``user_executor_config``: the task's ``executor_config`` as the user gave it, before
-    allotment filled it.
+    allotment filled it. ``templated``: the operator's pod settings (``container_resources``,
+    ``pod_template_file``, ...) that held a Jinja template when the DAG file was parsed: what
+    they ask for is read when the task runs, and counts as runtime input (``runtime.caps``).
+    ``mapped``: the task is mapped (``.expand()``): every map index gets this spec. ``notes``:
+    what ``explain`` and the task log say about the task besides its values.
 
     Immutable and shared between copies of an operator (Airflow deep-copies operators).
     """
@@ -91,6 +104,9 @@ class TaskSpec:
     defaults: tuple[tuple[Resources, Source], ...] = ()
     extra: tuple[tuple[Resources, Source], ...] = ()
     user_executor_config: Mapping[str, Any] | None = None
+    templated: frozenset[str] = frozenset()
+    mapped: bool = False
+    notes: tuple[str, ...] = ()
 
     def __copy__(self) -> TaskSpec:
         return self
@@ -98,14 +114,22 @@ class TaskSpec:
     def __deepcopy__(self, memo: dict[int, Any]) -> TaskSpec:
         return self
 
-    def resolve(self, settings: Settings, *, withs: Sequence[WithSpec] = (), sets: Sequence[WithSpec] = ()) -> Resolved:
-        """Resolve under ``settings`` plus runtime ``withs``/``sets`` (a run's ``dag_run.conf``)."""
+    def resolve(
+        self,
+        settings: Settings,
+        *,
+        withs: Sequence[WithSpec] = (),
+        sets: Sequence[WithSpec] = (),
+        more: Sequence[tuple[Resources, Source]] = (),
+    ) -> Resolved:
+        """Resolve under ``settings`` plus runtime ``withs``/``sets`` (a run's ``dag_run.conf``);
+        ``more``: the step sources read from the task's pod settings now (:mod:`allotment.airflow.pods`)."""
         resolved = settings.resolve(
             self.spec,
             step=self.task_id,
             backend=self.backend,
             defaults=self.defaults,
-            extra=self.extra,
+            extra=(*self.extra, *more),
             withs=withs,
             sets=sets,
         )
@@ -117,6 +141,80 @@ class TaskSpec:
                 accepted="drop the other backend decorator, or run the step with that backend's operator",
             )
         return resolved
+
+    def to_data(self) -> dict[str, Any]:
+        """This spec as plain JSON data (resource values in held units, no user objects), so the
+        scheduler can resolve it for a run (:mod:`allotment.airflow.worker`); see :meth:`from_data`."""
+        spec = None
+        if self.spec is not None:
+            spec = {
+                "name": self.spec.name,
+                "layers": [
+                    {"decorator": layer.decorator, "resources": _resources_data(layer.resources), "options": _plain(layer.options)}
+                    for layer in self.spec.layers
+                ],
+            }
+        return {
+            "task_id": self.task_id,
+            "backend": self.backend,
+            "target": self.target,
+            "spec": spec,
+            "defaults": [_sourced_data(r, s) for r, s in self.defaults],
+            "extra": [_sourced_data(r, s) for r, s in self.extra],
+            "mapped": self.mapped,
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> TaskSpec:
+        """The spec :meth:`to_data` wrote."""
+        spec = None
+        if data.get("spec") is not None:
+            layers = tuple(
+                Layer(str(layer["decorator"]), Resources.normalized(**layer["resources"]), _options(layer.get("options") or {}))
+                for layer in data["spec"]["layers"]
+            )
+            spec = StepSpec(str(data["spec"]["name"]), layers)
+        return cls(
+            str(data["task_id"]),
+            spec,
+            data.get("backend"),
+            data.get("target"),
+            tuple(_sourced(item) for item in data.get("defaults") or ()),
+            tuple(_sourced(item) for item in data.get("extra") or ()),
+            mapped=bool(data.get("mapped")),
+        )
+
+
+def _resources_data(resources: Resources) -> dict[str, Any]:
+    return dict(resources.items())
+
+
+def _sourced_data(resources: Resources, source: Source) -> dict[str, Any]:
+    return {"resources": _resources_data(resources), "kind": source.kind, "detail": source.detail, "runtime": source.runtime}
+
+
+def _sourced(item: Mapping[str, Any]) -> tuple[Resources, Source]:
+    source = Source(str(item["kind"]), str(item.get("detail") or ""), runtime=bool(item.get("runtime")))
+    return Resources.normalized(**item["resources"]), source
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _options(options: Mapping[str, Any]) -> Mapping[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in options.items():
+        if name == "node_selector":
+            value = MappingProxyType(dict(value))
+        elif name == "tolerations":
+            value = tuple(MappingProxyType(dict(t)) for t in value)
+        out[name] = value
+    return MappingProxyType(out)
 
 
 def resources_from_airflow(value: Any, *, step: str | None = None, source: str = "resources=") -> Resources:

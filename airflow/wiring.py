@@ -21,7 +21,10 @@ from .batch_jobs import check_operator
 from .config import active_settings
 from .executors import batch_executor_config, on_batch_executor, on_kubernetes_executor, pod_override_config
 from .kube import merged_pod_arguments
-from .tasks import ATTR, BATCH_WORKER, JOB, POD, WORKER, TaskSpec, airflow_resources, defaults_from, resources_from_airflow
+from .pods import pod_settings, templated_attrs
+from .resolution import resolve_task
+from .tasks import ATTR, BATCH_WORKER, JOB, POD, WORKER, TaskSpec, airflow_resources, defaults_from, resources_from_airflow, task_spec
+from .worker import RECIPE, install_check, with_recipe
 
 __all__ = ["is_batch_operator", "pod_arguments", "setup", "step_spec", "task_target"]
 
@@ -77,11 +80,13 @@ def setup(
     default_args: Mapping[str, Any] | None = None,
     fill_airflow_resources: bool = True,
     step: Any = None,
+    mapped: bool = False,
 ) -> TaskSpec:
     """Make ``task`` allotment-aware: record its :class:`TaskSpec`, resolve it now (a bad spec raises
     here, which is the DAG file's import error), fill Airflow's ``resources``, check what it
-    launches (a pod's merged arguments, a Batch job's overrides), and, for a worker on the
-    KubernetesExecutor or the AwsBatchExecutor, fill its ``executor_config``."""
+    launches (a pod's merged arguments, its pod template, a Batch job's overrides), and, for a
+    worker on the KubernetesExecutor or the AwsBatchExecutor, fill its ``executor_config``.
+    ``mapped``: ``task`` stands for every index of a mapped task."""
     step_id = str(task.task_id)
     kind = type(task).__name__
     spec = step_spec(task, step)
@@ -96,22 +101,31 @@ def setup(
         extra.append((factor, Source("retry_memory_factor=", f"on {kind}")))
     backend, target = task_target(task)
     user_config = dict(getattr(task, "executor_config", None) or {})
-    spec_record = TaskSpec(step_id, spec, backend, target, defaults_from(default_args, step=step_id), tuple(extra), user_config)
-    settings = active_settings()
-    resolved = spec_record.resolve(settings)
-    object.__setattr__(task, ATTR, spec_record)
-    if fill_airflow_resources or getattr(task, "resources", None) is None:
-        task.resources = airflow_resources(resolved)
-    if target == POD:
-        _apply_kubernetes_options(task, spec_record)
-        pod_arguments(task, resolved, settings)  # a clash with the operator's own arguments fails now
-    elif target == WORKER:
-        task.executor_config = pod_override_config(resolved, settings.profile, user_config)
-    elif target == JOB:
-        check_operator(task, resolved)  # a clash with the operator's own overrides fails now
-    elif target == BATCH_WORKER:
-        task.executor_config = batch_executor_config(resolved, user_config)
-    return spec_record
+    user_config.pop(RECIPE, None)
+    templated = templated_attrs(task) if target == POD else frozenset()
+    record = TaskSpec(
+        step_id, spec, backend, target, defaults_from(default_args, step=step_id), tuple(extra), user_config, templated, mapped
+    )
+    object.__setattr__(task, ATTR, record)
+    try:
+        settings = active_settings()
+        resolved = resolve_task(task, settings=settings)
+        if fill_airflow_resources or getattr(task, "resources", None) is None:
+            task.resources = airflow_resources(resolved)
+        if target == POD:
+            _apply_kubernetes_options(task, record)
+            pod_arguments(task, resolved, settings)  # a clash with the operator's own settings or its template fails now
+        elif target == WORKER:
+            task.executor_config = with_recipe(pod_override_config(resolved, settings.profile, user_config), record)
+            install_check(task)
+        elif target == JOB:
+            check_operator(task, resolved)  # a clash with the operator's own overrides fails now
+        elif target == BATCH_WORKER:
+            task.executor_config = batch_executor_config(resolved, user_config)
+    except BaseException:
+        object.__setattr__(task, ATTR, None)
+        raise
+    return record
 
 
 def _apply_kubernetes_options(task: Any, spec: TaskSpec) -> None:
@@ -124,15 +138,24 @@ def _apply_kubernetes_options(task: Any, spec: TaskSpec) -> None:
             setattr(task, option, chosen)
 
 
-def pod_arguments(task: Any, resolved: Resolved, settings: Settings) -> dict[str, Any]:
-    """The pod arguments for ``resolved``, merged with the operator's own."""
-    return merged_pod_arguments(
+def pod_arguments(task: Any, resolved: Resolved, settings: Settings, *, running: bool = False) -> dict[str, Any]:
+    """The pod arguments for ``resolved``, merged with the operator's own settings and its pod
+    template (:mod:`allotment.airflow.pods`); with a template, also the template (what allotment
+    merged taken out of it) as ``full_pod_spec``, for the provider to start from."""
+    spec = task_spec(task)
+    found = pod_settings(task, resolved.step, running=running, templated=spec.templated if spec is not None else frozenset())
+    has_resources = bool(found.resources.get("requests") or found.resources.get("limits"))
+    arguments = merged_pod_arguments(
         resolved,
         settings.profile,
-        user_source=f"the {type(task).__name__}'s own container_resources/volumes/volume_mounts/node_selector/tolerations",
-        resources=task.container_resources,
-        volumes=list(task.volumes or []),
-        volume_mounts=list(task.volume_mounts or []),
-        node_selector=dict(task.node_selector or {}),
-        tolerations=list(task.tolerations or []),
+        user_source=found.user_source,
+        resources=found.resources if has_resources else None,
+        claims=found.claims,
+        volumes=found.volumes,
+        volume_mounts=found.volume_mounts,
+        node_selector=found.node_selector,
+        tolerations=found.tolerations,
     )
+    if found.template is not None:
+        arguments.update(pod_template_file=None, pod_template_dict=None, full_pod_spec=found.template)
+    return arguments

@@ -130,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(explain)
     explain.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE", help=_PARAMETER_HELP)
     explain.add_argument("-o", "--output", choices=("table", "json"), default="table", help="output format (default table)")
+    explain.add_argument(
+        "--conf",
+        metavar="JSON",
+        help='preview an Airflow run: its dag_run.conf, e.g. \'{"allotment": {"tasks": {"train": "memory=64Gi"}}}\', '
+        "applied and policy-checked as the running task applies it",
+    )
     render = sub.add_parser(
         "render",
         formatter_class=_Help,
@@ -202,9 +208,10 @@ def _print_traceback(error: BaseException) -> None:
     traceback.print_exception(error, file=sys.stderr)
 
 
-def resolve_step(step: Step, settings: Settings) -> Resolved:
-    """How ``explain`` resolves one step: the one place a face's own resolver would slot in."""
-    return settings.resolve(step.spec, step=step.name, backend=step.backend, defaults=step.defaults, extra=step.extra)
+def resolve_step(step: Step, settings: Settings, *, conf: object = None) -> Resolved:
+    """How ``explain`` resolves one step: as its engine resolves it (a face's resolver, e.g. an
+    Airflow task's own, with a previewed run's ``conf``), else from its decorators and sources."""
+    return step.resolve(settings, conf=conf)
 
 
 def _plural(count: int, word: str) -> str:
@@ -324,6 +331,7 @@ class _Run:
         from .output import dump
         from .withspec import check_steps
 
+        conf = _json_option("--conf", self.args.conf)
         steps = list(iter_steps(self.paths, counted.errors))
         counted.steps += steps
         if not steps:
@@ -335,11 +343,12 @@ class _Run:
         items: list[Explained] = []
         for index, step in enumerate(steps):
             try:
-                resolved = resolve_step(step, settings)
+                engine = step.settings_for(settings)
+                resolved = resolve_step(step, engine, conf=conf)
                 if index in submitted:
-                    resolved = with_submitted(resolved, submitted[index], settings.policy)
+                    resolved = with_submitted(resolved, submitted[index], engine.policy)
                 pinned = step.spec.backend if step.spec else None
-                items.append(explain(resolved, settings.profile, file=step.file.as_posix(), pinned_by=f"@{pinned}" if pinned else None))
+                items.append(explain(resolved, engine.profile, file=step.file.as_posix(), pinned_by=f"@{pinned}" if pinned else None))
                 counted.resolved.append(resolved.backend)
             except AllotmentError as e:
                 counted.errors.append(in_file(e, step.file))
@@ -485,6 +494,20 @@ def _declared_parameters(paths: Sequence[Path], settings: Settings) -> dict[str,
             description = str(parameter.get("description") or "")
             declared[str(parameter.get("name"))] = description.startswith("allotment:")
     return declared
+
+
+def _json_option(option: str, text: str | None) -> object:
+    """A JSON option's value (None when not given)."""
+    if text is None:
+        return None
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise AllotmentError(
+            f"is not JSON ({e})", field=option, value=text, accepted='write e.g. \'{"allotment": {"with": "memory=64Gi"}}\''
+        ) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,6 +32,7 @@ __all__ = [
     "StepSpec",
     "agree_option",
     "batch",
+    "defer_errors_while",
     "innermost",
     "kubernetes",
     "resources",
@@ -99,10 +100,12 @@ class Layer:
 
 @dataclass(frozen=True)
 class StepSpec:
-    """Everything the decorators recorded on one step."""
+    """Everything the decorators recorded on one step. ``error``: a decorator's error kept on the
+    step while a face defers errors (:func:`defer_errors_while`); :func:`spec_of` raises it."""
 
     name: str
     layers: tuple[Layer, ...] = ()
+    error: AllotmentError | None = field(default=None, compare=False, repr=False)
 
     def layer(self, decorator: str) -> Layer | None:
         """The layer a decorator added, if it was applied."""
@@ -153,9 +156,31 @@ def step_name(obj: Any) -> str:
 
 
 def spec_of(obj: Any) -> StepSpec | None:
-    """The spec recorded on ``obj`` or on any function it wraps, or None."""
+    """The spec recorded on ``obj`` or on any function it wraps, or None. A spec whose decorator
+    failed while errors were deferred (:func:`defer_errors_while`) raises that error here."""
     found = getattr(innermost(obj), ATTR, None)
-    return found if isinstance(found, StepSpec) else None
+    if not isinstance(found, StepSpec):
+        return None
+    if found.error is not None:
+        raise found.error.with_traceback(None) from None
+    return found
+
+
+_DEFER_WHILE: list[Callable[[], bool]] = []
+
+
+def defer_errors_while(predicate: Callable[[], bool]) -> None:
+    """Let a face defer decorator errors: while ``predicate()`` is true, a decorator given bad
+    arguments does not raise; the error stays on the step and :func:`spec_of` raises it when the
+    spec is read. Airflow's face defers while Airflow imports a DAG file, so that its cluster
+    policy reports the error as the file's one-line import error rather than as a traceback
+    through allotment's frames. Registering the same predicate twice has no effect."""
+    if predicate not in _DEFER_WHILE:
+        _DEFER_WHILE.append(predicate)
+
+
+def _deferring() -> bool:
+    return any(predicate() for predicate in _DEFER_WHILE)
 
 
 UNSET: Final = (None, "")
@@ -233,8 +258,21 @@ _OPTIONS: Final[dict[str, tuple[str, ...]]] = {
 
 def _decorator(decorator: str, func: Any, kwargs: dict[str, Any]) -> Any:
     def apply(target: F) -> F:
+        try:
+            return record(target)
+        except AllotmentError as e:
+            inner = innermost(target)
+            if isinstance(inner, type) or not callable(inner) or not _deferring():
+                raise
+            setattr(inner, ATTR, StepSpec(step_name(target), error=e))
+            return target
+
+    def record(target: F) -> F:
         inner = innermost(target)
         name = step_name(target)
+        current = getattr(inner, ATTR, None)
+        if isinstance(current, StepSpec) and current.error is not None:
+            return target  # an earlier decorator's error is kept (and raised when the spec is read)
         if isinstance(inner, type) or not callable(inner):
             raise AllotmentError(
                 f"@{decorator} was applied to {type(target).__name__} {shown(target)}",

@@ -11,16 +11,20 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .decorators import StepSpec, innermost, spec_of
 from .errors import AllotmentError
 from .model import Resources
 from .sources import Source
+
+if TYPE_CHECKING:
+    from .resolve import Resolved
+    from .settings import Settings
 
 __all__ = ["DEBUG_HINT", "Step", "find_steps", "in_file", "iter_steps", "load_module", "python_files"]
 
@@ -34,7 +38,12 @@ class Step:
 
     ``backend``: the backend the object itself implies (a KubernetesPodOperator runs on
     Kubernetes), else None. ``defaults``: workflow-level defaults for it. ``extra``: further
-    step sources (an operator's ``resources=``), each with its source.
+    step sources (an operator's ``resources=``), each with its source. ``resolver``: how the
+    engine itself resolves the step, ``resolver(settings, conf=...)`` (a face's, so that
+    ``explain`` takes the engine's own path, its config and a run's conf included); None:
+    :meth:`Settings.resolve <allotment.settings.Settings.resolve>` of the fields above.
+    ``configure``: the settings the engine runs the step with, given the caller's (a face adds
+    its engine's own config, e.g. Airflow's ``[allotment]`` section); None: the caller's.
     """
 
     name: str
@@ -47,6 +56,27 @@ class Step:
     face: str | None = None
     """The engine whose face found the step (a key of :data:`allotment.faces.STEP_FINDERS`:
     ``airflow``, ``hera``); None for a decorated function found among a module's globals."""
+    resolver: Callable[..., Resolved] | None = field(default=None, compare=False, repr=False)
+    configure: Callable[[Settings], Settings] | None = field(default=None, compare=False, repr=False)
+
+    def settings_for(self, settings: Settings) -> Settings:
+        """The settings the step's engine uses, given the caller's (see ``configure``)."""
+        return self.configure(settings) if self.configure is not None else settings
+
+    def resolve(self, settings: Settings, *, conf: Any = None) -> Resolved:
+        """The step resolved as its engine resolves it, under ``settings`` (``conf``: a run's
+        configuration, for a face whose engine takes one, e.g. Airflow's ``dag_run.conf``)."""
+        if self.resolver is not None:
+            return self.resolver(settings, conf=conf)
+        if conf is not None:
+            raise AllotmentError(
+                f"is no task of an engine that takes a run's conf ({type(self.obj).__name__} in {self.file})",
+                step=self.name,
+                field="--conf",
+                has_value=False,
+                accepted="use --conf with Airflow DAG files (it previews dag_run.conf); use --with/--set for other steps",
+            )
+        return settings.resolve(self.spec, step=self.name, backend=self.backend, defaults=self.defaults, extra=self.extra)
 
 
 def python_files(paths: Iterable[str | Path]) -> list[Path]:

@@ -6,7 +6,7 @@ module, the core to import a face, and one face to import the other. The names, 
 does with them:
 
 ================  =======================================================================
-read specs        :class:`Resources`, :class:`StepSpec`, :func:`spec_of`, :func:`innermost`,
+read specs        :class:`Resources`, :class:`StepSpec` (:class:`Layer`), :func:`spec_of`, :func:`innermost`,
                   the decorators :func:`resources` and :func:`kubernetes` (to record a spec
                   on an object that is no function), :data:`FIELDS`
 resolve           :class:`Settings` (``.resolve``, ``.with_config``, ``.policy``,
@@ -17,25 +17,28 @@ runtime input     :func:`parse_runtime` (a run's block of ``with``/``set``/``tas
                   :func:`check_steps`, :class:`WithSpec`
 engine options    :func:`agree_option` (an engine argument vs. a decorator option)
 Kubernetes        :func:`fit_pod` (a spec fitted into the user's pod: :class:`PodFit`),
-                  :class:`PodParts`, :data:`SHM_VOLUME`
+                  :class:`PodParts`, :data:`SHM_VOLUME`; :func:`read_pod` (what the user's own
+                  pod settings ask for, as step sources: :class:`PodRead`), :func:`is_templated`,
+                  :func:`compile_pod`
 targets           :data:`TARGETS`: each field's key on every target (Airflow's ``resources``
                   form, Argo's parameter names)
 AWS Batch         :func:`compile_batch` (:class:`BatchPlan`), :func:`merge_submit_overrides`,
                   :func:`merge_container_overrides`, :func:`ensure_job_definition`,
                   :func:`job_name`, :data:`PLATFORMS`
 files             :class:`Step`, :func:`iter_steps`, :func:`load_module`, :func:`python_files`
-words             :class:`AllotmentError`, :func:`describe_value`
+words             :class:`AllotmentError`, :func:`describe_value`; :func:`defer_errors_while` (a
+                  face reports a decorator's error where its engine shows it in one line)
 ================  =======================================================================
 """
 
 from __future__ import annotations
 
 from .batch import PLATFORMS, BatchPlan, compile_batch, ensure_job_definition, job_name, merge_container_overrides, merge_submit_overrides
-from .decorators import StepSpec, agree_option, innermost, kubernetes, resources, spec_of
+from .decorators import Layer, StepSpec, agree_option, defer_errors_while, innermost, kubernetes, resources, spec_of
 from .discover import Step, iter_steps, load_module, python_files
 from .errors import AllotmentError
 from .fields import FIELDS
-from .kubernetes import PodFit, PodParts
+from .kubernetes import PodFit, PodParts, PodRead, compile_pod, is_templated, read_pod
 from .kubernetes import fit as fit_pod
 from .model import Resources, describe_value
 from .resolve import Resolved
@@ -52,8 +55,10 @@ __all__ = [
     "TARGETS",
     "AllotmentError",
     "BatchPlan",
+    "Layer",
     "PodFit",
     "PodParts",
+    "PodRead",
     "Resolved",
     "Resources",
     "Settings",
@@ -64,11 +69,14 @@ __all__ = [
     "agree_option",
     "check_steps",
     "compile_batch",
+    "compile_pod",
     "current_settings",
+    "defer_errors_while",
     "describe_value",
     "ensure_job_definition",
     "fit_pod",
     "innermost",
+    "is_templated",
     "iter_steps",
     "job_name",
     "kubernetes",
@@ -78,6 +86,7 @@ __all__ = [
     "merge_submit_overrides",
     "parse_runtime",
     "python_files",
+    "read_pod",
     "resources",
     "spec_of",
     "using_settings",

@@ -38,6 +38,7 @@ __all__ = [
     "FieldTargets",
     "field_of_key",
     "gpu_key",
+    "gpu_of_key",
     "kubernetes_key",
 ]
 
@@ -118,3 +119,15 @@ def field_of_key(key: str, gpu: str | None) -> str | None:
     if gpu is not None and key == gpu:
         return "gpu"
     return next((t.field for t in TARGETS.values() if t.kubernetes == key), None)
+
+
+def gpu_of_key(key: str) -> tuple[str, str | None] | None:
+    """``(gpu_vendor, gpu_type)`` that a container resource key names when it is a known GPU key
+    (a vendor's key of :data:`GPU_VENDOR_KEYS`, or an NVIDIA MIG key, whose profile is the
+    ``gpu_type``); None for any other key."""
+    for vendor, vendor_key in GPU_VENDOR_KEYS.items():
+        if key == vendor_key:
+            return vendor, None
+    if key.startswith(_MIG_KEY_PREFIX) and MIG_PROFILE.fullmatch(key[len(_MIG_KEY_PREFIX) :]):
+        return "nvidia", key[len(_MIG_KEY_PREFIX) :]
+    return None

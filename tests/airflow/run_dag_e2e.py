@@ -1,12 +1,14 @@
 """Run the end-to-end DAG with ``dag.test()`` for several run confs, in a process of its own.
 
-Usage: ``python run_dag_e2e.py SCENARIOS.json RESULTS.json`` with the environment already set
+Usage: ``python run_dag_e2e.py SCENARIOS.json RESULTS.json`` (each scenario names its ``dag_id``,
+else the file's) with the environment already set
 (AIRFLOW_HOME on a migrated SQLite database, AIRFLOW__CORE__DAGS_FOLDER holding the DAG,
 AIRFLOW__ALLOTMENT__POLICY). With ``"fake": true`` the Kubernetes API server is replaced by
 :class:`fake_kube_api.FakeKubeAPI` (KUBECONFIG points at it); otherwise KUBECONFIG names a real
 cluster. Every pod body the kubernetes client sends is recorded by wrapping
 ``CoreV1Api.create_namespaced_pod`` (the call itself still happens). Results: per scenario the
-run state, each task instance's state and try number, the pod bodies, and the task logs.
+run state, each task instance's state and try number (``task[i]`` for map index i), the pod
+bodies, and the task logs.
 """
 
 from __future__ import annotations
@@ -48,7 +50,6 @@ def main(scenarios_file: str, results_file: str) -> None:
     bag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     if bag.import_errors:
         raise SystemExit(f"import errors: {bag.import_errors}")
-    dag = bag.dags[config["dag_id"]]
     results = []
     with stack:
         for scenario in config["scenarios"]:
@@ -56,8 +57,11 @@ def main(scenarios_file: str, results_file: str) -> None:
             if fake is not None:
                 fake.created.clear()
             print(f"=== scenario {scenario['name']}", flush=True)
-            run = dag.test(run_conf=scenario["conf"])
-            tis = {ti.task_id: {"state": str(ti.state), "try_number": ti.try_number} for ti in run.get_task_instances()}
+            run = bag.dags[scenario.get("dag_id", config["dag_id"])].test(run_conf=scenario["conf"])
+            tis = {
+                ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": {"state": str(ti.state), "try_number": ti.try_number}
+                for ti in run.get_task_instances()
+            }
             logs = sorted(str(p) for p in Path(os.environ["AIRFLOW_HOME"], "logs").rglob(f"run_id={run.run_id}/**/*.log"))
             results.append({
                 "name": scenario["name"],

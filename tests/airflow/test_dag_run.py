@@ -40,8 +40,18 @@ BAD = {
 }
 
 
+PATHS = {
+    "mapped": ("allotment_mapped", {}),
+    "mapped_conf": ("allotment_mapped", {"allotment": {"tasks": {"shard": "memory=128Mi"}}}),
+    "template": ("allotment_template", {"mem": "88Mi"}),
+    "template_over_cap": ("allotment_template", {"mem": "100Gi"}),
+}
+"""Issue 10's paths (``e2e_dags/allotment_paths.py``): name -> (dag_id, run conf)."""
+
+
 def _run(tmp_path: Path, *, fake: bool, kubeconfig: str | None = None) -> tuple[list[dict[str, Any]], dict[str, str]]:
     scenarios = [{"name": "override_and_retry", "conf": GOOD}] + [{"name": name, "conf": conf} for name, (conf, _) in BAD.items()]
+    scenarios += [{"name": name, "dag_id": dag_id, "conf": conf} for name, (dag_id, conf) in PATHS.items()]
     config = {"fake": fake, "migrate": True, "dag_id": "allotment_e2e", "scenarios": scenarios}
     (tmp_path / "scenarios.json").write_text(json.dumps(config))
     home = tmp_path / "home"
@@ -115,3 +125,50 @@ def test_dag_run_against_a_real_cluster(tmp_path: Path) -> None:
     for name in BAD:
         assert by_name[name]["sent"] == []
         assert BAD[name][1] in logs[name]
+
+
+def _by_task(run: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The pod bodies the API server received, by (task_id, map_index label)."""
+    return {(b["metadata"]["labels"]["task_id"], b["metadata"]["labels"].get("map_index", "-1")): b for b in run["received"]}
+
+
+def test_every_map_index_pod_carries_the_spec(offline: tuple[dict[str, dict[str, Any]], dict[str, str]]) -> None:
+    results, logs = offline
+    for name, memory in (("mapped", "64Mi"), ("mapped_conf", "128Mi")):  # a conf entry for the task id: every index
+        run = results[name]
+        assert run["sent"] == run["received"]
+        pods = _by_task(run)
+        assert sorted(pods) == [("score", "0"), ("score", "1"), ("shard", "0"), ("shard", "1"), ("shard", "2")]
+        for (task_id, index), body in pods.items():
+            resources = body["spec"]["containers"][0]["resources"]
+            expected = memory if task_id == "shard" else "80Mi"
+            assert resources == {"requests": {"cpu": "100m", "memory": expected}, "limits": {"memory": expected}}, (name, task_id, index)
+            check_pod(body)
+        assert [body["spec"]["containers"][0]["args"] for (t, _), body in sorted(pods.items()) if t == "shard"] == [["1"], ["2"], ["3"]]
+        assert set(run["tis"]) == {"shard[0]", "shard[1]", "shard[2]", "score[0]", "score[1]"}
+    assert "allotment:   memory 128Mi from with dag_run.conf['allotment']['tasks']['shard'] 'memory=128Mi'" in logs["mapped_conf"]
+
+
+def test_a_pod_template_and_a_templated_container_resources_on_the_real_path(
+    offline: tuple[dict[str, dict[str, Any]], dict[str, str]],
+) -> None:
+    results, logs = offline
+    pods = _by_task(results["template"])
+    templated = pods[("templated", "-1")]
+    assert templated["spec"]["containers"][0]["resources"]["limits"] == {"memory": "96Mi"}  # the template's 96Mi over 64Mi
+    assert templated["spec"]["tolerations"] == [{"effect": "NoSchedule", "key": "dedicated", "operator": "Exists"}]
+    assert templated["metadata"]["labels"]["from-template"] == "yes"
+    assert pods[("jinja", "-1")]["spec"]["containers"][0]["resources"]["limits"] == {"memory": "88Mi"}  # rendered from the conf
+    for body in pods.values():
+        check_pod(body)
+    log = logs["template"]
+    assert "allotment:   memory 96Mi from pod template pod_template_file" in log
+    assert "allotment:   memory 88Mi from container_resources= on KubernetesPodOperator (templated)" in log
+    # through Jinja from the conf, over the runtime cap: that task fails for good before any pod request
+    over = results["template_over_cap"]
+    assert over["tis"]["jinja"] == {"state": "failed", "try_number": 1}
+    assert sorted(_by_task(over)) == [("templated", "-1")]
+    assert (
+        "allotment: the task fails before any pod request: step 'jinja': memory='100Gi' from container_resources= on "
+        "KubernetesPodOperator (templated) exceeds the cap memory <= 64Gi (runtime.caps in policy" in logs["template_over_cap"]
+    )

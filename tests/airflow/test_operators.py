@@ -9,7 +9,7 @@ from typing import Any
 
 import pendulum
 import pytest
-from af_helpers import check_pod, container, dagbag, pod_of, run_context, write_dag
+from af_helpers import POLICY, check_pod, container, dagbag, pod_of, run_context, write_dag
 from allotment import AllotmentError, Resources, kubernetes, resources
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
@@ -117,15 +117,15 @@ def test_user_pod_settings_are_kept_and_merged() -> None:
             ["step 'job'", "volume mount 'cache' at '/dev/shm'", "KubernetesPodOperator's own", "clashes with the 'dshm' mount"],
         ),
         (
-            {"container_resources": {"requests": {"memory": "2Gi"}}, "resources": {"memory": "4Gi"}},
-            ["requests.memory='2Gi' from the KubernetesPodOperator's own", "conflicts with requests.memory='4Gi' from allotment's spec"],
+            {"container_resources": {"limits": {"cpu": "1"}}, "resources": {"cpu": 2}},
+            ["requests.cpu='2' from allotment's spec is above limits.cpu='1' from the KubernetesPodOperator's own"],
         ),
         (
             {"node_selector": {"nvidia.com/gpu.product": "Tesla-T4"}, "resources": {"gpu": 1, "gpu_type": "H100"}},
             ["node selector nvidia.com/gpu.product='Tesla-T4'", "conflicts with nvidia.com/gpu.product='NVIDIA-H100-80GB-HBM3'"],
         ),
     ],
-    ids=["shm-mount", "memory", "node-selector"],
+    ids=["shm-mount", "cpu-limit", "node-selector"],
 )
 def test_merge_conflicts_are_errors_naming_both(mine: dict[str, Any], words: list[str]) -> None:
     from kubernetes.client import models as k8s
@@ -142,11 +142,23 @@ def test_merge_conflicts_are_errors_naming_both(mine: dict[str, Any], words: lis
         assert word in str(caught.value)
 
 
-def test_defaults_yield_to_the_users_own_container_resources() -> None:
+def test_the_operators_own_container_resources_are_a_step_source() -> None:
+    from allotment.airflow.resolution import resolve_task
     from kubernetes.client import models as k8s
 
-    op = _kpo(resources={"cpu": 2}, container_resources=k8s.V1ResourceRequirements(requests={"memory": "2Gi"}, limits={"memory": "3Gi"}))
-    assert container(pod_of(op))["resources"] == {"requests": {"cpu": "2", "memory": "2Gi"}, "limits": {"memory": "3Gi"}}
+    own = k8s.V1ResourceRequirements(requests={"memory": "2Gi", "hugepages-2Mi": "64Mi"}, limits={"memory": "3Gi", "cpu": "8"})
+    op = _kpo(resources={"cpu": 2}, container_resources=own)
+    # memory: the larger of the operator's request and limit, in both (no memory overcommit); the
+    # CPU limit stays the operator's ceiling; keys allotment does not set are kept
+    assert container(pod_of(op))["resources"] == {
+        "requests": {"cpu": "2", "memory": "3Gi", "hugepages-2Mi": "64Mi"},
+        "limits": {"cpu": "8", "memory": "3Gi"},
+    }
+    resolved = resolve_task(op)
+    assert str(resolved.winners["memory"].source) == "container_resources= on KubernetesPodOperator"
+    assert any("requests.memory 2Gi and limits.memory 3Gi; allotment asks for 3Gi in both" in note for note in resolved.notes)
+    # the larger source wins either way: the operator's own or resources=
+    assert container(pod_of(_kpo(resources={"memory": "4Gi"}, container_resources=own)))["resources"]["limits"]["memory"] == "4Gi"
 
 
 def test_resources_mixin_on_a_users_own_subclass() -> None:
@@ -329,34 +341,36 @@ def test_bad_specs_are_the_dag_files_import_errors(tmp_path: Path, monkeypatch: 
     ''')
     write_dag(tmp_path, "mapped.py", head + '''
         with DAG("mapped", schedule=None, start_date=START):
-            @resources(memory="1Gi")
-            @task.kubernetes(image="busybox")
-            def shard(n: int) -> None: ...
-            shard.expand(n=[1, 2])
-    ''')
-    write_dag(tmp_path, "retry.py", head + '''
-        from kubernetes.client import models as k8s
-        with DAG("retry", schedule=None, start_date=START):
-            KubernetesPodOperator(
-                task_id="grow", image="busybox", resources={"cpu": 2, "retry_memory_factor": 1.5},
-                container_resources=k8s.V1ResourceRequirements(requests={"memory": "8Gi"}, limits={"memory": "8Gi"}),
+            KubernetesPodOperator.partial(task_id="shard", image="busybox", resources={"memory": "300Gi"}).expand(
+                arguments=[["1"], ["2"]]
             )
     ''')
-    monkeypatch.setenv("ALLOTMENT_POLICY", str(Path(__file__).resolve().parents[2] / "dags" / "policy.yaml"))
+    write_dag(tmp_path, "own.py", head + '''
+        from kubernetes.client import models as k8s
+        with DAG("own", schedule=None, start_date=START):
+            KubernetesPodOperator(
+                task_id="big", image="busybox",
+                container_resources=k8s.V1ResourceRequirements(limits={"memory": "1Ti", "nvidia.com/gpu": "64"}),
+            )
+    ''')
+    monkeypatch.setenv("ALLOTMENT_POLICY", str(POLICY))
     bag = dagbag(tmp_path)
     errors = {Path(path).stem: text for path, text in bag.import_errors.items()}
+    policy = POLICY
     expected = {
-        "decorator": ["step 'train': memory='16gb' from @resources is not a quantity", "'16Gi'"],
-        "operator": ["step 'prep': gpu=0.5 from resources= on KubernetesPodOperator", "MIG"],
-        "defaults": ["step 'prep': memory='lots' from workflow default default_args['allotment']", "'16Gi'"],
-        "policy": ["step 'huge': cpu='64' from resources= on KubernetesPodOperator exceeds the cap cpu <= 32", "policy.yaml"],
-        "stacked": ["step 'train': shared_memory='2Gi' from @resources is more than memory=", "(shared memory is charged"],
-        "retry": ["step 'grow': retry_memory_factor=1.5 from resources= on KubernetesPodOperator has retry_memory_factor, "
-                  "but its memory comes from the container's own resources"],
-        "mapped": ["step 'shard'", "mapped task (.expand())"],
+        "decorator": "step 'train': memory='16gb' from @resources is not a quantity; use an int (MiB) or e.g. '16Gi', '16384Mi', '16G'",
+        "operator": "step 'prep': gpu=0.5 from resources= on KubernetesPodOperator is a fraction of a GPU; use a whole number >= 0 "
+        "(0 means no GPU; for part of a GPU use a MIG gpu_type such as '1g.10gb')",
+        "defaults": "step 'prep': memory='lots' from workflow default default_args['allotment'] is not a quantity; use an int (MiB) "
+        "or e.g. '16Gi', '16384Mi', '16G'",
+        "policy": f"step 'huge': cpu='64' from resources= on KubernetesPodOperator exceeds the cap cpu <= 32 (caps in policy {policy}); "
+        "ask for at most 32, or have the policy changed",
+        "stacked": "step 'train': shared_memory='2Gi' from @resources is more than memory=1Gi from @resources (shared memory is "
+        "charged to the step's memory); ask for at most 1Gi of shared memory, or more memory",
+        "mapped": f"step 'shard': memory='300Gi' from resources= on KubernetesPodOperator exceeds the cap memory <= 256Gi (caps in "
+        f"policy {policy}); ask for at most 256Gi, or have the policy changed",
+        "own": f"step 'big': memory='1024Gi' from container_resources= on KubernetesPodOperator exceeds the cap memory <= 256Gi (caps in "
+        f"policy {policy}); ask for at most 256Gi, or have the policy changed",
     }
-    assert set(errors) == set(expected)
-    for name, words in expected.items():
-        for word in words:
-            assert word in errors[name], (name, errors[name])
-        assert "pydantic" not in errors[name] and "validation error" not in errors[name].lower()
+    # each is one line, as Airflow shows a cluster policy's error: no traceback, no chained exceptions
+    assert errors == {name: f"AirflowClusterPolicyError: {text}" for name, text in expected.items()}
