@@ -13,11 +13,12 @@ where each compiled value goes in an Argo template:
 - when the template is overridable, each compiled field also becomes a workflow parameter
   (``<template>-cpu``, ``-memory``, ``-gpu``, ``-disk``, ``-shared-memory``) whose default is
   the compiled value, and the template's ``podSpecPatch`` sets the main container's
-  resources (and the ``dshm`` volume's ``sizeLimit``) from ``{{workflow.parameters.<name>}}``
-  — Argo's documented way to parameterise resources — so ``argo submit -p
-  train-memory=64Gi`` takes effect. Memory, disk and shared memory go through
-  :func:`allotment.argo.retry.mib_parameter`, so that a plain number is MiB (``-p
-  train-memory=65536`` is 64 GiB), as everywhere in allotment, not bytes;
+  resources (and the ``dshm`` volume's ``sizeLimit``) from the parameter — Argo's documented
+  way to parameterise resources — so ``argo submit -p train-memory=64Gi`` takes effect. A
+  parameter never reaches the patch as text (it is hostile input, DESIGN §7c): each goes
+  through :func:`allotment.argo.retry.parameter_value`, an expression that validates it and
+  gives a whole number of its unit (a plain memory number is MiB, ``-p train-memory=65536`` is
+  64 GiB), or fails the node, up to :func:`allotment.argo.retry.parameter_bound`;
 - with ``retry_memory_factor`` the patch's memory grows with ``{{retries}}``
   (:mod:`allotment.argo.retry`) and the template gets a ``retryStrategy`` unless it has one.
   Growth is held to the policy's memory cap for runtime input
@@ -42,7 +43,7 @@ from allotment.profiles import Profile
 from allotment.resolve import Resolved
 
 from .names import parameter_name
-from .retry import DEFAULT_RETRY, memory_expression, mib_parameter
+from .retry import DEFAULT_RETRY, accepted, memory_expression, parameter_bound, parameter_value
 
 __all__ = ["MAIN", "PARAMETER_FIELDS", "TemplatePlan", "merge_pod_spec_patch", "plan_template"]
 
@@ -53,7 +54,7 @@ PARAMETER_FIELDS: Final = ("cpu", "memory", "gpu", "disk", "shared_memory")
 """Fields that become submit-time parameters, in this order (those the template has)."""
 
 MIB_FIELDS: Final = ("memory", "disk", "shared_memory")
-"""Parameters whose plain numbers are MiB (:func:`allotment.argo.retry.mib_parameter`)."""
+"""Parameters whose plain numbers are MiB (:func:`allotment.argo.retry.parameter_value`)."""
 
 
 @dataclass(frozen=True)
@@ -124,14 +125,15 @@ def plan_template(
                 continue
             pname = parameter_name(template, name)
             won = resolved.winners[name]
-            refs[name] = mib_parameter(pname) if name in MIB_FIELDS else f"{{{{workflow.parameters.{pname}}}}}"
+            bound = parameter_bound(name, int(resolved.value(name)), policy)
+            refs[name] = parameter_value(name, pname, bound)
             unit = "; a plain number is MiB" if name in MIB_FIELDS else ""
             parameters.append(
                 {
                     "name": pname,
                     "value": values[name],
                     "description": f"allotment: {name} of template {template} "
-                    f"(compiled {describe_value(name, won.value)} from {won.source}){unit}",
+                    f"(compiled {describe_value(name, won.value)} from {won.source}); {accepted(name, bound)}{unit}",
                 }
             )
 
@@ -153,7 +155,8 @@ def plan_template(
         runtime = overridable or resolved.winners["memory"].source.is_runtime
         cap = policy.memory_cap(runtime=runtime) if policy is not None else None
         base: int | str = parameter_name(template, "memory") if overridable else int(resolved.value("memory"))
-        memory_value = memory_expression(base, float(factor), cap)
+        memory_bound = parameter_bound("memory", int(resolved.value("memory")), policy) if overridable else None
+        memory_value = memory_expression(base, float(factor), cap, memory_bound)
         notes.append(f"memory x{factor} per retry" + (f", up to the policy cap {describe_value('memory', cap)}" if cap else ""))
     elif "memory" in refs:
         memory_value = refs["memory"]
