@@ -344,7 +344,12 @@ class _Parser:
 def evaluate(expression: str, env: Mapping[str, Any]) -> Any:
     """Evaluate one expr-lang expression (the part between ``{{=`` and ``}}``) in Python; runtime
     errors are ValueError. Nested ``env``: ``{"workflow": {"parameters": {...}}, "retries": "0"}``."""
-    return _Parser(expression).parse()(env)
+    return _parsed(expression)(env)
+
+
+@cache
+def _parsed(expression: str) -> Node:
+    return _Parser(expression).parse()
 
 
 def substitute(text: str, parameters: Mapping[str, str], retries: int = 0) -> str:

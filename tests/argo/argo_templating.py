@@ -147,34 +147,32 @@ _GO_SPACE: Final = (
 """``unicode.IsSpace``, which ``strings.TrimSpace`` uses."""
 
 
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
 def go_text(value: str) -> str:
     """A Python string as a Go string can hold it: a lone surrogate (which only a JSON
     ``\\ud800`` escape can give) is U+FFFD, as Go's JSON decoder makes it."""
-    return re.sub("[\ud800-\udfff]", "\ufffd", value)
+    return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
 
 
-_PLAIN: Final = re.compile(r'[^\x00-\x1f"\\<>&\u2028\u2029\ud800-\udfff]*')
+_ESCAPED: Final = re.compile('[\\x00-\\x1f"\\\\<>&\u2028\u2029\ud800-\udfff]')
+_SHORT: Final = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _SHORT:
+        return _SHORT[char]
+    if "\ud800" <= char <= "\udfff":
+        return "\ufffd"  # a lone surrogate: U+FFFD in a Go string
+    return f"\\u{ord(char):04x}"
 
 
 def _go_string(value: str) -> str:
-    """``encoding/json`` ``appendString`` with ``escapeHTML`` (Go 1.22+: ``\\b`` and ``\\f`` too)."""
-    if _PLAIN.fullmatch(value):
-        return '"' + value + '"'
-    out = ['"']
-    for char in go_text(value):
-        code = ord(char)
-        if char in '\\"':
-            out.append("\\" + char)
-        elif char in "\b\f\n\r\t":
-            out.append({"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}[char])
-        elif code < 0x20 or char in "<>&":
-            out.append("\\u00" + _HEX[code >> 4] + _HEX[code & 0xF])
-        elif char in "\u2028\u2029":
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
+    """``encoding/json`` ``appendString`` with ``escapeHTML`` (Go 1.22+: ``\\b`` and ``\\f`` too):
+    ``"`` and ``\\`` backslashed, control characters, ``<>&`` and U+2028/U+2029 as ``\\u00XX``."""
+    return '"' + _ESCAPED.sub(_escape, value) + '"'
 
 
 def go_float(value: float) -> str:
@@ -379,6 +377,12 @@ class Chain:
     end: int  # token indexes [start, end)
 
 
+@lru_cache(maxsize=4096)
+def expression_chains(expression: str) -> tuple[Chain, ...]:
+    """:func:`chains` of an expression's :func:`tokens` (cached)."""
+    return tuple(chains(tokens(expression)))
+
+
 def chains(toks: Sequence[tuple[str, str]]) -> list[Chain]:
     """Every variable chain in ``toks`` (identifiers that are not functions, keywords or members)."""
     found: list[Chain] = []
@@ -438,10 +442,12 @@ _LOOSER: Final = frozenset(
 """Operators that bind less tightly than ``/`` (and separators)."""
 
 
-def _float_division_only(toks: Sequence[tuple[str, str]]) -> bool:
+@lru_cache(maxsize=4096)
+def _float_division_only(expression: str) -> bool:
     """Whether every ``/`` divides something that is a float in expr-lang whatever the values
     (a ``)`` closing ``float(...)`` ... or a float literal before it): there golem's
     ``/`` is expr-lang's. Conservative: ``(float(x) * 2) / 3`` passes, ``a / b`` does not."""
+    toks = tokens(expression)
     for i, (_, text) in enumerate(toks):
         if text != "/":
             continue
@@ -469,6 +475,35 @@ def _float_division_only(toks: Sequence[tuple[str, str]]) -> bool:
     return True
 
 
+@lru_cache(maxsize=4096)
+def _prepared(expression: str) -> tuple[tuple[str, ...], tuple[Chain, ...]]:
+    """The words of ``expression`` with ``asInt``/``asFloat`` renamed, and its variable chains
+    (last first); raises :class:`Unmodelled` for what golem cannot run as Argo's expr-lang does."""
+    toks = tokens(expression)
+    out = [text for _, text in toks]
+    for i, (kind, text) in enumerate(toks):
+        if kind == "id" and i + 1 < len(toks) and toks[i + 1][1] == "(" and not (i > 0 and toks[i - 1][1] == "."):
+            if text in _ALIASES:
+                out[i] = _ALIASES[text]
+            elif text in _ARGO_ONLY:
+                raise Unmodelled(f"{text}(...) is Argo's own function; golem has no custom functions: {expression}")
+            elif text not in _BUILTINS:
+                raise Unmodelled(f"unknown function {text!r}: {expression}")
+        if kind == "hash" and i + 1 < len(toks) and toks[i + 1][1] in (".", "["):
+            raise Unmodelled(f"member access on #: {expression}")
+    found = tuple(reversed(expression_chains(expression)))
+    for chain in found:
+        if chain.end < len(toks) and toks[chain.end][1] == "(":
+            root = chain.path.split(".")[0]
+            what = "is Argo's own function; golem has no custom functions" if root in _ARGO_ONLY else "is a method call"
+            raise Unmodelled(f"{chain.path}(...) {what}: {expression}")
+        if chain.end < len(toks) and toks[chain.end][1] in ("[", "?."):
+            raise Unmodelled(f"{chain.path} is indexed with a non-literal: {expression}")
+    if not _float_division_only(expression):
+        raise Unmodelled(f"'/' whose left side may be an int (golem divides ints as ints, expr-lang as floats): {expression}")
+    return tuple(out), found
+
+
 class Engine:
     """Argo's expression evaluation on the real expr-lang (golem)."""
 
@@ -482,50 +517,35 @@ class Engine:
     def rewrite(self, expression: str, env: Mapping[str, Any]) -> tuple[str, dict[str, Any], list[str]]:
         """The expression for golem (flat variables, ``asInt`` -> ``int``), its variables, and
         the paths it reads that ``env`` lacks. Raises SyntaxError, :class:`Unmodelled`."""
-        toks = tokens(expression)
-        out = [text for _, text in toks]
+        words, found = _prepared(expression)
+        out = list(words)
         variables: dict[str, Any] = {}
         missing: list[str] = []
-        roots = {key.split(".")[0] for key in env}
-        for i, (kind, text) in enumerate(toks):
-            if kind == "id" and i + 1 < len(toks) and toks[i + 1][1] == "(" and not (i > 0 and toks[i - 1][1] == "."):
-                if text in _ALIASES:
-                    out[i] = _ALIASES[text]
-                elif text in _ARGO_ONLY:
-                    raise Unmodelled(f"{text}(...) is Argo's own function; golem has no custom functions: {expression}")
-                elif text not in _BUILTINS:
-                    raise Unmodelled(f"unknown function {text!r}: {expression}")
-            if kind == "hash" and i + 1 < len(toks) and toks[i + 1][1] in (".", "["):
-                raise Unmodelled(f"member access on #: {expression}")
-        for chain in reversed(chains(toks)):
+        for chain in found:
             name = f"v{len(variables)}"
             if chain.path in env:
                 value = env[chain.path]
                 if not isinstance(value, str):
                     raise Unmodelled(f"{chain.path} is not a string: {expression}")
                 variables[name] = value
-            elif any(key.startswith(chain.path + ".") for key in env):
-                raise Unmodelled(f"{chain.path} is read as a whole map: {expression}")
-            elif chain.path.split(".")[0] not in roots:
-                missing.append(chain.path)
-                name = chain.path.replace(".", "_")  # unknown in Argo's env: a compile error there
             else:
-                missing.append(chain.path)  # a missing key of a map Argo has: nil
-            if chain.end < len(toks) and toks[chain.end][1] in ("[", "?."):
-                raise Unmodelled(f"{chain.path} is indexed with a non-literal: {expression}")
+                prefix = chain.path + "."
+                if any(key.startswith(prefix) for key in env):
+                    raise Unmodelled(f"{chain.path} is read as a whole map: {expression}")
+                missing.append(chain.path)  # a missing key of a map Argo has (nil), or an unknown name
+                name = "_" + chain.path.replace(".", "_")
             out[chain.start : chain.end] = [name] + [""] * (chain.end - chain.start - 1)
-        if not _float_division_only(toks):
-            raise Unmodelled(f"'/' whose left side may be an int (golem divides ints as ints, expr-lang as floats): {expression}")
         return " ".join(t for t in out if t), variables, missing
 
     def evaluate(self, expression: str, env: Mapping[str, Any]) -> Any:
         """Run ``expression`` (already JSON-unescaped) in Argo's flat ``env``; raises
         :class:`ExpressionFailed` where Argo's expr.Compile/expr.Run fails or gives nil."""
         source, variables, missing = self.rewrite(expression, env)
-        roots = {key.split(".")[0] for key in env}
-        unknown = [m for m in missing if m.split(".")[0] not in roots]
-        if unknown:
-            raise ExpressionFailed(f"unknown name {unknown[0]}")
+        if missing:  # a name Argo's environment lacks altogether fails to compile; a missing map key is nil
+            roots = {key.split(".")[0] for key in env}
+            unknown = [m for m in missing if m.split(".")[0] not in roots]
+            if unknown:
+                raise ExpressionFailed(f"unknown name {unknown[0]}")
         key = (source, tuple(sorted(variables.items())))
         if key not in self._results:
             if len(self._results) > 100_000:
@@ -590,22 +610,23 @@ def _is_placeholder(value: Any) -> bool:
     return isinstance(value, str) and value.startswith("__argo__internal__placeholder-")
 
 
-def _expression_tag(expression: str, env: Mapping[str, Any], trace: Trace) -> str:
-    """``expressionReplaceStrict`` + ``expressionReplaceCore`` with ``strictRegex == nil``."""
+def _expression_tag(expression: str, env: Mapping[str, Any], trace: Trace, allow_failure: bool) -> str:
+    """``expressionReplaceStrict`` + ``expressionReplaceCore`` with ``strictRegex == nil``;
+    ``allow_failure``: ``shouldAllowFailure`` (some value in the environment is an internal
+    placeholder)."""
     written_back = "{{=" + expression + "}}"
-    allow_failure = any(_is_placeholder(v) for v in env.values())
     try:
         source = _json_unescape(expression)
     except ValueError as e:
         raise TemplateError(f"failed to unmarshall JSON expression: {e}") from e
     try:
-        toks = tokens(source)
+        tokens(source)  # a syntax error the tokenizer sees
     except SyntaxError as e:
         if allow_failure:
             trace.unresolved.append(Unresolved(source, f"syntax: {e}"))
             return written_back
         raise TemplateError(f"failed to evaluate expression: {e}") from e
-    late = [c.path for c in chains(toks) if c.path in _LATE and c.path not in env]
+    late = [c.path for c in expression_chains(source) if c.path in _LATE and c.path not in env]
     if late:
         trace.unresolved.append(Unresolved(source, f"{late[0]} is not known yet"))
         return written_back
@@ -644,13 +665,14 @@ def replace(text: str, env: Mapping[str, Any], trace: Trace | None = None) -> st
     if not json_valid(text):
         raise TemplateError("cannot do template replacements with invalid JSON")
     out = []
+    allow_failure = any(_is_placeholder(v) for v in env.values())
     for before, tag in split_tags(text):
         out.append(before)
         if tag is None:
             continue
         if tag.startswith("="):
             fixed = tag[1:].replace("\\u003c", "<").replace("\\u003e", ">").replace("\\u0026", "&")  # jsonutil.Fix
-            out.append(_expression_tag(fixed, env, trace))
+            out.append(_expression_tag(fixed, env, trace, allow_failure))
         else:
             out.append(_simple_tag(tag, env))
     result = "".join(out)
