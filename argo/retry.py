@@ -20,8 +20,9 @@ the parameter, checks it against a strict pattern (Go RE2, ``matches``), turns i
 A value that does not match, or is out of range, makes the expression fail
 (``int('allotment: ...')``). Argo then leaves that tag unresolved, and the pod's quantity
 ``{{=...}}m`` fails to parse as a Kubernetes quantity: the node fails with ``Error applying
-PodSpecPatch`` (whose message quotes the patch, and so the ``allotment: ...`` reason) and no pod
-is created. The range is ``1m``/``1Mi`` (``0`` for a GPU count) up to the **bound**
+PodSpecPatch`` and no pod is created. (The node shows only that message; the ``allotment: ...``
+reason is in the template's patch, and :func:`accepted` goes into the parameter's description.)
+The range is ``1m``/``1Mi`` (``0`` for a GPU count) up to the **bound**
 (:func:`parameter_bound`): the policy's cap for runtime input (the stricter of ``caps`` and
 ``runtime.caps``), or the compiled value if that is higher (so a submit without ``-p`` always
 works), and without a cap the core's limits (:data:`allotment.fields.MAX_MILLICORES`,
