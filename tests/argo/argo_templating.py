@@ -546,15 +546,25 @@ class Engine:
             unknown = [m for m in missing if m.split(".")[0] not in roots]
             if unknown:
                 raise ExpressionFailed(f"unknown name {unknown[0]}")
+        outcome = self._outcome(source, variables)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def check_syntax(self, expression: str, env: Mapping[str, Any]) -> None:
+        """Raise SyntaxError when ``expression`` does not parse (its variables may be missing)."""
+        source, variables, _ = self.rewrite(expression, env)
+        outcome = self._outcome(source, variables)
+        if isinstance(outcome, SyntaxError):
+            raise outcome
+
+    def _outcome(self, source: str, variables: Mapping[str, Any]) -> Any:
         key = (source, tuple(sorted(variables.items())))
         if key not in self._results:
             if len(self._results) > 100_000:
                 self._results.clear()
             self._results[key] = self._run(source, variables)
-        outcome = self._results[key]
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
+        return self._results[key]
 
     def _run(self, source: str, variables: Mapping[str, Any]) -> Any:
         """golem's result, or the exception to raise (pure, so :meth:`evaluate` memoizes it)."""
@@ -627,10 +637,11 @@ def _expression_tag(expression: str, env: Mapping[str, Any], trace: Trace, allow
             return written_back
         raise TemplateError(f"failed to evaluate expression: {e}") from e
     late = [c.path for c in expression_chains(source) if c.path in _LATE and c.path not in env]
-    if late:
-        trace.unresolved.append(Unresolved(source, f"{late[0]} is not known yet"))
-        return written_back
     try:
+        if late:  # parsed first (getIdentifiers): a syntax error is an error even then
+            engine().check_syntax(source, env)
+            trace.unresolved.append(Unresolved(source, f"{late[0]} is not known yet"))
+            return written_back
         result = engine().evaluate(source, env)
     except SyntaxError as e:
         if allow_failure:

@@ -169,6 +169,8 @@ def test_late_variables_and_failures_are_left_unresolved_and_syntax_errors_are_e
     assert "invalid operation: int(x)" in trace.unresolved[1].reason
     with pytest.raises(TemplateError, match="failed to evaluate expression"):
         _value("{{=!}}")
+    with pytest.raises(TemplateError, match="failed to evaluate expression"):
+        _value("{{=asInt(retries) +}}")  # parsed before the late variables are looked for
 
 
 def test_an_expression_result_is_marshalled_then_cut_of_its_quotes() -> None:
