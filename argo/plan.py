@@ -13,11 +13,12 @@ an Argo template:
 - when the template is overridable, each compiled field also becomes a workflow parameter
   (``<template>-cpu``, ``-memory``, ``-gpu``, ``-disk``, ``-shared-memory``) whose default is
   the compiled value, and the template's ``podSpecPatch`` sets the main container's
-  resources (and the shared-memory volume's ``sizeLimit``) from ``{{workflow.parameters.<name>}}``
-  — Argo's documented way to parameterise resources — so ``argo submit -p
-  train-memory=64Gi`` takes effect. Memory, disk and shared memory go through
-  :func:`allotment.argo.retry.mib_parameter`, so that a plain number is MiB (``-p
-  train-memory=65536`` is 64 GiB), as everywhere in allotment, not bytes;
+  resources (and the shared-memory volume's ``sizeLimit``) from the parameter — Argo's documented
+  way to parameterise resources — so ``argo submit -p train-memory=64Gi`` takes effect. A
+  parameter never reaches the patch as text (it is hostile input, docs/design.md §7.2): each goes
+  through :func:`allotment.argo.retry.parameter_value`, an expression that validates it and
+  gives a whole number of its unit (a plain memory number is MiB, ``-p train-memory=65536`` is
+  64 GiB), or fails the node, up to :func:`allotment.argo.retry.parameter_bound`;
 - with ``retry_memory_factor`` the patch's memory grows with ``{{retries}}``
   (:mod:`allotment.argo.retry`) and the template gets a ``retryStrategy`` unless it has one.
   The growth and its cap are the core's rule; a memory that a submit parameter can set is
@@ -34,7 +35,7 @@ from typing import Any, Final
 from allotment.facade import SHM_VOLUME, AllotmentError, PodFit, PodParts, Resolved, Settings, describe_value, fit_pod
 
 from .names import parameter_name
-from .retry import DEFAULT_RETRY, memory_expression, mib_parameter
+from .retry import DEFAULT_RETRY, accepted, memory_expression, parameter_bound, parameter_value
 
 __all__ = ["MAIN", "PARAMETER_FIELDS", "TemplatePlan", "merge_pod_spec_patch", "plan_template"]
 
@@ -45,7 +46,7 @@ PARAMETER_FIELDS: Final = ("cpu", "memory", "gpu", "disk", "shared_memory")
 """Fields that become submit-time parameters, in this order (those the template has)."""
 
 MIB_FIELDS: Final = ("memory", "disk", "shared_memory")
-"""Parameters whose plain numbers are MiB (:func:`allotment.argo.retry.mib_parameter`)."""
+"""Parameters whose plain numbers are MiB (:func:`allotment.argo.retry.parameter_value`)."""
 
 
 @dataclass(frozen=True)
@@ -91,14 +92,15 @@ def plan_template(
         for name, value in values.items():
             pname = parameter_name(template, name)
             won = resolved.winners[name]
-            refs[name] = mib_parameter(pname) if name in MIB_FIELDS else f"{{{{workflow.parameters.{pname}}}}}"
+            bound = parameter_bound(name, int(resolved.value(name)), settings)
+            refs[name] = parameter_value(name, pname, bound)
             unit = "; a plain number is MiB" if name in MIB_FIELDS else ""
             parameters.append(
                 {
                     "name": pname,
                     "value": value,
                     "description": f"allotment: {name} of template {template} "
-                    f"(compiled {describe_value(name, won.value)} from {won.source}){unit}",
+                    f"(compiled {describe_value(name, won.value)} from {won.source}); {accepted(name, bound)}{unit}",
                 }
             )
 
@@ -107,7 +109,10 @@ def plan_template(
     notes: list[str] = []
     if growth is not None:
         base: int | str = parameter_name(template, "memory") if overridable else growth.memory
-        memory_value = memory_expression(base, growth.factor, growth.cap)
+        memory_bound = parameter_bound("memory", growth.memory, settings) if overridable else None
+        # the cap, or the core's hard maximum without one; the expression never goes below the first try's memory
+        held = growth.cap if growth.cap is not None else growth.maximum
+        memory_value = memory_expression(base, growth.factor, held, memory_bound)
         cap = f", up to the policy cap {describe_value('memory', growth.cap)}" if growth.cap else ""
         notes.append(f"memory x{resolved.value('retry_memory_factor')} per retry{cap}")
     elif "memory" in refs:

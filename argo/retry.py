@@ -1,49 +1,62 @@
-"""Argo expressions for resource quantities: submit-time parameters in MiB, and memory that grows
-with Argo's ``{{retries}}`` (``retry_memory_factor``, docs/design.md §7).
+"""Argo expressions for resource quantities: submit-time parameters, validated inside Argo, and
+memory that grows with Argo's ``{{retries}}`` (``retry_memory_factor``, docs/design.md §7).
 
-**Units of submit parameters.** Everywhere in allotment a memory, disk or shared-memory amount
-without a unit is MiB (``memory=65536`` is 64 GiB), but Kubernetes reads a plain number as
-bytes. So the ``podSpecPatch`` does not pass a ``<template>-memory``, ``-disk`` or
-``-shared-memory`` parameter through as it is; it writes (:func:`mib_parameter`)::
+**Submit parameters are hostile input (docs/design.md §7.2).** Argo substitutes ``{{...}}`` tags into the
+template's JSON text with one level of escaping (argo-workflows ``util/template``:
+``strconv.Quote`` for a simple tag, ``json.Marshal`` of an expression's result), and
+``podSpecPatch`` is a JSON string *inside* that JSON: a ``"`` in a value that reached the patch
+as text would close the patch's inner string and add any pod-spec field. So no parameter
+reaches a ``podSpecPatch`` as text. Every placeholder is one ``{{=...}}`` expression that reads
+the parameter, checks it against a strict pattern (Go RE2, ``matches``), turns it into a
+**whole number** in the field's unit and checks its range; the tag's output is that number
+(``json.Marshal`` of an int: digits only) and the unit follows the tag literally
+(:func:`parameter_value`)::
 
-    {{=P matches '^[0-9.]+$' ? P + 'Mi' : P}}        # P: workflow.parameters['train-memory']
+    cpu            {{=<millicores>}}m       2 -> 2000m, 0.5 -> 500m, 500m -> 500m
+    memory, disk,  {{=<MiB>}}Mi             65536 -> 65536Mi (a plain number is MiB), 64Gi -> 65536Mi,
+    shared memory                           1G -> 954Mi (rounded up to whole MiB, as the core does)
+    gpu            {{=<count>}}             2 -> 2
 
-A value of only digits and a decimal point (``65536``, ``1.5``) gets ``Mi`` appended
-(``argo submit -p train-memory=65536`` asks for 64 GiB); any other value (``64Gi``, ``1G``,
-``1e9``) is a Kubernetes quantity and reaches Kubernetes unchanged, so an exponent form
-without a unit (``1e9``) is bytes, as Kubernetes reads it. A malformed value (``1.2.3``,
-``64GB``) is left for Argo and Kubernetes to reject: the pod is not created.
+A value that does not match, or is out of range, makes the expression fail
+(``int('allotment: ...')``). Argo then leaves that tag unresolved, and the pod's quantity
+``{{=...}}m`` fails to parse as a Kubernetes quantity: the node fails with ``Error applying
+PodSpecPatch`` and no pod is created. (The node shows only that message; the ``allotment: ...``
+reason is in the template's patch, and :func:`accepted` goes into the parameter's description.)
+The range is ``1m``/``1Mi`` (``0`` for a GPU count) up to the **bound**
+(:func:`parameter_bound`): the policy's cap for runtime input (the stricter of ``caps`` and
+``runtime.caps``), or the compiled value if that is higher (so a submit without ``-p`` always
+works), and without a cap the core's limits (:data:`allotment.fields.MAX_MILLICORES`,
+the core's hard maximum (1 EiB), :data:`~allotment.fields.MAX_GPU`).
 
 **Memory that grows on retries.** Argo fills ``retries`` (0 on the first attempt, 1 on the
 first retry, ...) in a template's ``podSpecPatch`` when the template has a ``retryStrategy``.
 The patch sets the main container's memory request and limit to (:func:`memory_expression`)::
 
-    {{=int(ceil(MIB * FACTOR ** asInt(retries)))}}Mi                              # no cap
-    {{=int(min(ceil(MIB * FACTOR ** asInt(retries)), CAP))}}Mi                    # compiled memory, capped
-    {{=int(map([ceil(Q)], {max(min(ceil(# * FACTOR ** asInt(retries)), CAP), #)})[0])}}Mi
-                                                                                  # memory from a parameter, capped
+    {{=int(min(ceil(MIB * FACTOR ** asInt(retries)), CAP))}}Mi                    # compiled memory
+    {{=int(map([M], {max(min(ceil(# * FACTOR ** asInt(retries)), CAP), #)})[0])}}Mi
+                                                                                  # memory from a parameter
 
-``MIB`` is the compiled memory in MiB. When the template's memory is a submit-time parameter,
-``Q`` is that parameter read as a number of MiB (:func:`quantity_mib_expression`) and rounded
-up; the ``map([x], {...})[0]`` form only names ``x`` once as ``#``. So attempt ``n`` asks for
-``memory x factor^n`` rounded up to whole MiB and held to the cap, but never below the
-attempt-0 memory (a compiled or submitted memory above the cap is not lowered, it just does
-not grow): exactly what the core's :meth:`allotment.resolve.Resolved.with_memory_for_try`
+``MIB`` is the compiled memory in MiB; ``M`` is the validated ``<template>-memory`` parameter in
+MiB (as above: it fails the node unless it is a quantity within its bound). ``CAP`` is the
+memory cap in MiB (``Policy.memory_cap``, chosen by :mod:`allotment.argo.plan`), or
+the core's hard maximum (1 EiB) without one, and never below attempt 0's memory. So attempt
+``n`` asks for ``memory x factor^n`` rounded up to whole MiB and held to the cap, but never
+below the attempt-0 memory: what the core's :meth:`allotment.resolve.Resolved.with_memory_for_try`
 gives for try ``n + 1``, which computes in float64 as expr-lang does (so ``110 x 1.1`` is 122
 MiB in both, one more than the exact 121). Go's ``math.Pow`` and C's ``pow`` can differ in the
 last bit for exponents of 3 and more, which in rare cases moves the rounded-up size by 1 MiB.
-The cap is chosen by :mod:`allotment.argo.plan` (``Policy.memory_cap``).
 
-Caveats, from Argo's issue tracker (verify on your Argo version):
+Caveats, from Argo's source and issue tracker (verify on your Argo version):
 
-- the expressions need expr-lang's ``ceil``, ``min``, ``max``, ``float``, ``int``,
-  ``trimSuffix``, ``map`` with a ``{...}`` predicate, and the ``endsWith`` and ``matches``
-  operators (Argo Workflows 3.5 and later ship an expr-lang that has them);
+- the expressions need expr-lang's ``ceil``, ``round``, ``min``, ``max``, ``float``, ``int``,
+  ``len``, ``trimSuffix``, ``map`` with a ``{...}`` predicate, and the ``endsWith``,
+  ``matches`` and ``and`` operators (Argo Workflows 3.5 and later ship an expr-lang that has
+  them; tested on expr-lang v1.17.8, the version Argo v4.1.2 pins);
 - argoproj/argo-workflows#5388: ``{{retries}}`` in ``podSpecPatch`` was not updated between
   attempts (fixed); #10362 and #12941: combining ``retries`` with workflow or input parameters
   in ``podSpecPatch`` failed with "Error applying PodSpecPatch" (closed); #10364:
-  ``lastRetry.*`` is not available in ``podSpecPatch`` (open), so growth keys on the attempt
-  number, not on the reason the last attempt failed.
+  ``lastRetry.*`` in ``podSpecPatch``, fixed in v3.7.0 (commit 81130fbd58, PR #14450), so
+  before 3.7 growth can only key on the attempt number, not on the reason the last attempt failed.
 """
 
 from __future__ import annotations
@@ -51,13 +64,22 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Final
 
+from allotment.facade import Settings, describe_value, runtime_bound
+
 __all__ = [
+    "CPU",
     "DEFAULT_RETRY",
+    "GPU_COUNT",
+    "MAX_LENGTH",
     "PLAIN_MIB",
     "QUANTITY",
+    "UNITS",
+    "accepted",
     "memory_expression",
     "mib_parameter",
+    "parameter_bound",
     "parameter_ref",
+    "parameter_value",
     "quantity_mib_expression",
 ]
 
@@ -66,11 +88,25 @@ DEFAULT_RETRY: Final = {"limit": "3", "retryPolicy": "OnFailure"}
 (an OOM-killed main container fails the node, which ``OnFailure`` retries). The limit is a
 string because Argo's JSON schema types ``IntOrString`` as a string."""
 
-PLAIN_MIB: Final = "^[0-9.]+$"
-"""A parameter value without a unit (digits and a decimal point): a number of MiB (Go RE2 syntax)."""
+PLAIN_MIB: Final = "^([0-9]+[.]?[0-9]*|[.][0-9]+)$"
+"""A parameter value without a unit (digits, at most one decimal point): a number of MiB (Go RE2 syntax)."""
 
 QUANTITY: Final = "^[+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][-+]?[0-9]+)?$"
 """A Kubernetes quantity (``k8s.io/apimachinery/pkg/api/resource``), in Go RE2 syntax."""
+
+CPU: Final = "^([0-9]{1,7}([.][0-9]{1,3})?|[.][0-9]{1,3}|[0-9]{1,10}m)$"
+"""A CPU parameter: cores with at most three decimals (``2``, ``0.5``) or millicores (``500m``)."""
+
+GPU_COUNT: Final = "^[0-9]{1,6}$"
+"""A GPU parameter: a whole number."""
+
+MAX_LENGTH: Final = 64
+"""The longest memory, disk or shared-memory parameter value read (characters); a longer one fails."""
+
+UNITS: Final = {"cpu": "m", "memory": "Mi", "disk": "Mi", "shared_memory": "Mi", "gpu": ""}
+"""The unit each field's expression counts in; it follows the ``{{=...}}`` tag in the patch."""
+
+_LEAST: Final = {"cpu": 1, "memory": 1, "disk": 1, "shared_memory": 1, "gpu": 0}
 
 _MIB: Final = Decimal(1024 * 1024)
 
@@ -94,26 +130,98 @@ def parameter_ref(name: str) -> str:
     return f"workflow.parameters['{name}']"
 
 
-def mib_parameter(name: str) -> str:
-    """The ``{{=...}}`` value of a memory, disk or shared-memory parameter in a ``podSpecPatch``:
-    the parameter, with ``Mi`` appended when it has no unit (so ``65536`` is 64 GiB, as
-    everywhere in allotment, not 65536 bytes as Kubernetes would read it)."""
-    ref = parameter_ref(name)
-    return _checked(f"{{{{={ref} matches '{PLAIN_MIB}' ? {ref} + 'Mi' : {ref}}}}}")
+def _fail(reason: str) -> str:
+    """An expression that fails when evaluated, with ``reason`` in the failing call (which the
+    node's "Error applying PodSpecPatch" message quotes)."""
+    if "'" in reason or "\\" in reason or '"' in reason:
+        raise RuntimeError(f"a failure reason must be plain text: {reason!r}")
+    return f"int('allotment: {reason}')"
 
 
-def quantity_mib_expression(ref: str) -> str:
+def _describe(field: str, amount: int) -> str:
+    if UNITS[field] == "Mi" and amount:
+        for power, unit in ((4, "Ei"), (3, "Pi"), (2, "Ti")):
+            if amount % 1024**power == 0:
+                return f"{amount // 1024**power}{unit}"
+    return describe_value(field, amount)
+
+
+def parameter_bound(field: str, compiled: int, settings: Settings) -> int:
+    """The highest value of ``field`` (held units: millicores, MiB, count) a submit parameter may
+    give: the core's rule for a value a run sets itself (:func:`allotment.facade.runtime_bound`)."""
+    return runtime_bound(settings.policy, field, compiled)
+
+
+def _ranged(field: str, name: str, number: str, bound: int, *, whole: str = "#") -> str:
+    """``number`` (an expression) when ``_LEAST[field] <= number <= bound``, else a failure;
+    ``whole`` is what is returned (as an expression of ``#``)."""
+    least = _LEAST[field]
+    reason = f"{name} must be from {_describe(field, least)} to {_describe(field, bound)}"
+    return f"map([{number}], {{# >= {least} and # <= {bound} ? {whole} : {_fail(reason)}}})[0]"
+
+
+def _cpu_millicores(name: str, bound: int) -> str:
+    read = (
+        f"map([{parameter_ref(name)}], {{# matches '{CPU}' ? "
+        f"(# endsWith 'm' ? int(trimSuffix(#, 'm')) : int(round(float(#) * 1000))) : "
+        f"{_fail(f'{name} is not a cpu amount: use cores (2, 0.5) or millicores (500m)')}}})[0]"
+    )
+    return _ranged("cpu", name, read, bound)
+
+
+def _gpu_count(name: str, bound: int) -> str:
+    read = f"map([{parameter_ref(name)}], {{# matches '{GPU_COUNT}' ? int(#) : {_fail(f'{name} is not a whole number of GPUs')}}})[0]"
+    return _ranged("gpu", name, read, bound)
+
+
+def _mib(field: str, name: str, bound: int, *, whole: str = "int(#)") -> str:
+    """The validated MiB of a memory, disk or shared-memory parameter (rounded up), or a failure."""
+    read = f"ceil({quantity_mib_expression(parameter_ref(name), name)})"
+    return _ranged(field, name, read, bound, whole=whole)
+
+
+def accepted(field: str, bound: int) -> str:
+    """What a submit parameter of ``field`` accepts, for its description."""
+    forms = {"cpu": "cores (2, 0.5) or millicores (500m)", "gpu": "a whole number"}.get(field, "a quantity such as 64Gi or a plain number")
+    return f"accepts {forms} from {_describe(field, _LEAST[field])} to {_describe(field, bound)}"
+
+
+def parameter_value(field: str, name: str, bound: int) -> str:
+    """The ``podSpecPatch`` value of ``field``'s workflow parameter ``name``: one expression
+    giving a whole number of the field's :data:`UNITS` (then the unit), or failing the node
+    when the value is not an amount of that kind from its least value to ``bound``."""
+    if field == "cpu":
+        number = _cpu_millicores(name, bound)
+    elif field == "gpu":
+        number = _gpu_count(name, bound)
+    elif field in ("memory", "disk", "shared_memory"):
+        number = _mib(field, name, bound)
+    else:
+        raise ValueError(f"no submit parameter for {field!r}")
+    return _checked(f"{{{{={number}}}}}{UNITS[field]}")
+
+
+_HARD_MIB: Final = runtime_bound(None, "memory", 0)
+"""The core's hard maximum for memory (MiB): the bound without a policy cap."""
+
+
+def mib_parameter(name: str, bound: int = _HARD_MIB, field: str = "memory") -> str:
+    """The ``podSpecPatch`` value of a memory, disk or shared-memory parameter: its validated
+    MiB (a plain number is MiB, ``65536`` is 64 GiB; a quantity is rounded up to whole MiB)."""
+    return parameter_value(field, name, bound)
+
+
+def quantity_mib_expression(ref: str, name: str = "the value") -> str:
     """An expression giving the MiB (a float) of the string ``ref`` evaluates to.
 
-    A value without a unit (:data:`PLAIN_MIB`) is MiB, as in :func:`mib_parameter`; any other
-    value must be a Kubernetes quantity (:data:`QUANTITY`): every suffix (``Ki`` ... ``Ei``,
-    ``n``, ``u``, ``m``, ``k``, ``M`` ... ``E``) and exponent forms (``1e9``, bytes) are read as
-    Kubernetes reads them, so ``100m`` is 0.1 bytes (which rounds up to 1 MiB). Anything else
-    fails the expression with ``not a Kubernetes quantity: <value>`` (Argo reports it and the
-    pod is not created). Float64 throughout: the number is parsed as a binary float, so a
-    decimal fraction that is exactly a whole MiB can come out one ulp above it, and 1 MiB more
-    once rounded up (``128.974848M`` is 123 MiB and reads as 124), and beyond 2^40 MiB (1 EiB)
-    fractions of a MiB are lost.
+    A value without a unit (:data:`PLAIN_MIB`) is MiB; any other value must be a Kubernetes
+    quantity (:data:`QUANTITY`): every suffix (``Ki`` ... ``Ei``, ``n``, ``u``, ``m``, ``k``,
+    ``M`` ... ``E``) and exponent forms (``1e9``, bytes) are read as Kubernetes reads them, so
+    ``100m`` is 0.1 bytes (which rounds up to 1 MiB). A value longer than :data:`MAX_LENGTH` or
+    anything else fails the expression. Float64 throughout: the number is parsed as a binary
+    float, so a decimal fraction that is exactly a whole MiB can come out one ulp above it, and
+    1 MiB more once rounded up (``128.974848M`` is 123 MiB and reads as 124), and beyond 2^40
+    MiB (1 EiB) fractions of a MiB are lost.
     """
     number = "#"
     for suffix in "iKMGTPEkmun":  # a quantity has at most one suffix, so at most one of these applies
@@ -125,9 +233,10 @@ def quantity_mib_expression(ref: str) -> str:
     for suffix, div in reversed(_DIVISORS):
         divisor = f"# endsWith '{suffix}' ? {div} : {divisor}"
     body = (
+        f"len(#) > {MAX_LENGTH} ? float({_fail(f'{name} is longer than {MAX_LENGTH} characters')}) : "
         f"# matches '{PLAIN_MIB}' ? float(#) : "
         f"# matches '{QUANTITY}' ? float({number}) * ({per_unit}) / ({divisor}) : "
-        "float('not a Kubernetes quantity: ' + #)"
+        f"float({_fail(f'{name} is not a quantity: use MiB (65536) or e.g. 64Gi, 512Mi, 1G')})"
     )
     return f"map([{ref}], {{{body}}})[0]"
 
@@ -138,26 +247,26 @@ def _number(value: float) -> str:
 
 def _checked(tag: str) -> str:
     # Argo ends a template tag at the first "}}": one inside the expression would cut it short.
+    # Quotes and backslashes would need JSON escaping inside podSpecPatch; none are written.
     inner = tag[3 : tag.rindex("}}")]
-    if "}}" in inner or "{{" in inner:
-        raise RuntimeError(f"an Argo expression must not contain '{{{{' or '}}}}': {tag}")
+    if "}}" in inner or "{{" in inner or '"' in tag or "\\" in tag:
+        raise RuntimeError(f"an Argo expression must not contain '{{{{', '}}}}', quotes or backslashes: {tag}")
     return tag
 
 
-def memory_expression(mib: int | str, factor: float, cap: int | None = None) -> str:
+def memory_expression(mib: int | str, factor: float, cap: int | None = None, bound: int | None = None) -> str:
     """The memory (a quantity string, ``...Mi``) of attempt ``retries``.
 
-    ``mib``: the memory in MiB (int), or the name of the workflow parameter that holds it (str).
-    ``cap``: the memory cap in MiB, if any. Growth stops at the cap, but the attempt-0 memory
-    is never lowered (as in :meth:`allotment.resolve.Resolved.with_memory_for_try`).
+    ``mib``: the memory in MiB (int), or the name of the workflow parameter that holds it (str),
+    which must be a quantity up to ``bound`` MiB (:func:`parameter_bound`; default: the cap, or
+    the core's hard maximum (1 EiB)). ``cap``: the memory cap in MiB, if any. Growth stops at
+    the cap (at the core's hard maximum (1 EiB) without one), but the attempt-0 memory is never
+    lowered (as in :meth:`allotment.resolve.Resolved.with_memory_for_try`).
     """
     power = f"{_number(factor)} ** asInt(retries)"
+    held = _HARD_MIB if cap is None else cap
     if isinstance(mib, int):
-        grown = f"ceil({mib} * {power})"
-        if cap is not None:
-            grown = f"min({grown}, {max(cap, mib)})"
-        return _checked(f"{{{{=int({grown})}}}}Mi")
-    base = f"ceil({quantity_mib_expression(parameter_ref(mib))})"
-    if cap is None:
-        return _checked(f"{{{{=int(ceil({base} * {power}))}}}}Mi")
-    return _checked(f"{{{{=int(map([{base}], {{max(min(ceil(# * {power}), {cap}), #)}})[0])}}}}Mi")
+        return _checked(f"{{{{=int(min(ceil({mib} * {power}), {max(held, mib)}))}}}}Mi")
+    grown = f"max(min(ceil(# * {power}), {held}), #)"
+    base = _mib("memory", mib, held if bound is None else bound, whole="#")
+    return _checked(f"{{{{=int(map([{base}], {{{grown}}})[0])}}}}Mi")

@@ -41,6 +41,7 @@ from .fields import FIELDS
 from .kubernetes import PodFit, PodParts, PodRead, compile_pod, is_templated, read_pod
 from .kubernetes import fit as fit_pod
 from .model import Resources, describe_value
+from .policy import runtime_bound
 from .resolve import Resolved
 from .settings import ENV, Settings, current_settings, load_settings, using_settings
 from .sources import Source
@@ -88,6 +89,7 @@ __all__ = [
     "python_files",
     "read_pod",
     "resources",
+    "runtime_bound",
     "spec_of",
     "using_settings",
 ]

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AllotmentError, FieldError, shown
-from .fields import parse_gpu_type
+from .fields import MAX_GPU, MAX_MIB, MAX_MILLICORES, parse_gpu_type
 from .model import Resources, describe_value
 from .sources import Sourced
 
-__all__ = ["Policy", "load_policy"]
+__all__ = ["HARD_MAXIMA", "Policy", "load_policy", "runtime_bound"]
 
 _CAP_FIELDS = ("cpu", "memory", "gpu", "disk", "shared_memory")
 
@@ -166,3 +166,20 @@ def load_policy(path: str | Path) -> Policy:
     from .files import read_mapping
 
     return Policy.from_mapping(read_mapping(path, "policy"), origin=str(path))
+
+
+HARD_MAXIMA: dict[str, int] = {"cpu": MAX_MILLICORES, "memory": MAX_MIB, "disk": MAX_MIB, "shared_memory": MAX_MIB, "gpu": MAX_GPU}
+"""Each numeric field's hard maximum, in held units (millicores, MiB, count): beyond any machine."""
+
+
+def runtime_bound(policy: Policy | None, field: str, compiled: int) -> int:
+    """The highest ``field`` (held units) that a run may set itself, where the engine lets a run
+    replace the compiled value (an Argo submit parameter, which only the engine can check): the
+    policy's cap for runtime input (the stricter of ``caps`` and ``runtime.caps``) or the compiled
+    value if that is higher (so a run that sets nothing always works); without a cap, the field's
+    hard maximum (:data:`HARD_MAXIMA`)."""
+    caps = [] if policy is None else [getattr(c, field) for c in (policy.caps, policy.runtime_caps)]
+    known = [int(c) for c in caps if c is not None]
+    if not known:
+        return HARD_MAXIMA[field]
+    return max(min(known), compiled)

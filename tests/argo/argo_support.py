@@ -1,13 +1,21 @@
-"""Helpers for tests/argo: a small evaluator for the Argo expressions allotment emits, Argo's
-parameter substitution, podSpecPatch application, Pod assembly and the Argo JSON schema.
+"""Helpers for tests/argo: a small Python evaluator for the Argo expressions allotment emits,
+Argo's substitution and the Pod Argo would create (both through :mod:`argo_templating`, the
+port of the controller's templating with the real expr-lang engine), and the Argo JSON schema.
 
-The evaluator covers the expr-lang subset :mod:`allotment.argo.retry` writes (numbers,
-strings, ``workflow.parameters['x']``, ``? :``, ``endsWith``, ``matches``, ``+ - * / **``,
-array literals, ``{...}`` predicates with ``#``, and the functions ``int``, ``float``,
-``ceil``, ``min``, ``max``, ``map``, ``asInt``, ``trimSuffix``) with expr-lang's precedence
-(``**`` binds tighter than ``*`` and is right-associative; ``? :`` is lowest and nests to the
-right). ``float`` of a string follows Go's ``strconv.ParseFloat`` (no spaces, no ``_``), and
-``matches`` Go's ``regexp`` (unanchored search; ``$`` only at the very end).
+The evaluator (:func:`evaluate`) covers the expr-lang subset :mod:`allotment.argo.retry`
+writes: numbers, strings, ``workflow.parameters['x']``, ``? :``, ``and``/``or``/``not``,
+comparisons, ``endsWith``, ``matches``, ``+ - * / % **``, array literals, ``{...}`` predicates
+with ``#``, and the functions ``int``, ``float``, ``ceil``, ``round``, ``len``, ``min``,
+``max``, ``map``, ``asInt``, ``trimSuffix``, with expr-lang's precedence (its parser's
+operator table: ``or`` 10, ``and`` 15, comparisons 20, ``+ -`` 30, ``* / %`` 60, ``**`` 100
+right-associative, ``? :`` lowest, nesting to the right) and Go's semantics: ``int`` of a
+string is ``strconv.Atoi``, of a float a truncation (``math.MinInt64`` out of range, as on
+amd64); ``float`` of a string is ``strconv.ParseFloat`` (``_`` between digits, hex with a
+``p`` exponent, ``inf``/``infinity``/``nan``, no spaces; beyond float64 an error); ``/``
+always divides as floats; ``round`` rounds half away from zero; ``matches`` is Go's
+``regexp.MatchString`` (a search; ``$`` only at the very end). It is trusted only where it
+agrees with the engine: ``test_argo_expr_corpus.py`` compares the two on a corpus of
+allotment's expressions and values; every other test evaluates on the engine.
 """
 
 from __future__ import annotations
@@ -16,10 +24,12 @@ import copy
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+import argo_templating
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
@@ -36,9 +46,12 @@ def _newest_kubernetes() -> str:
 K8S_VERSION = _newest_kubernetes()
 """The newest Kubernetes version the installed kubernetes-validate knows."""
 
-# --------------------------------------------------------------------------- expr-lang subset
+# --------------------------------------------------------------------------- expr-lang subset (Python)
 
-_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<str>'[^']*')|(?P<id>[A-Za-z_][A-Za-z0-9_]*|#)|(?P<op>\*\*|[-+*/?:()\[\].,{}]))")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)|(?P<str>'[^']*')|(?P<id>[A-Za-z_][A-Za-z0-9_]*|#)"
+    r"|(?P<op>\*\*|==|!=|<=|>=|&&|\|\||[-+*/%<>!?:()\[\].,{}]))"
+)
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -57,47 +70,106 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return out
 
 
-_GO_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
+_DIGITS = r"[0-9](?:_?[0-9])*"
+_HEX_DIGITS = r"[0-9a-fA-F](?:_?[0-9a-fA-F])*"
+_GO_DECIMAL = re.compile(rf"[+-]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][+-]?{_DIGITS})?")
+_GO_HEX = re.compile(rf"[+-]?0[xX]_?(?:{_HEX_DIGITS}(?:\.(?:{_HEX_DIGITS})?)?|\.{_HEX_DIGITS})[pP][+-]?{_DIGITS}")
+_GO_SPECIAL = re.compile(r"[+-]?(?:inf|infinity)|nan", re.IGNORECASE)
+_MIN_INT64 = -(2**63)
 
 
 def _float(value: Any) -> float:
-    """expr-lang's ``float``: a number, or a string as Go's ``strconv.ParseFloat`` reads it."""
+    """expr-lang's ``float``: a number, or a string as Go's ``strconv.ParseFloat(s, 64)`` reads it."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid argument for float (type bool): {value}")
+    if not isinstance(value, str):
+        return float(value)
+    if _GO_SPECIAL.fullmatch(value):
+        return float(value)
+    if _GO_DECIMAL.fullmatch(value):
+        number = float(value.replace("_", ""))
+    elif _GO_HEX.fullmatch(value):
+        number = float.fromhex(value.replace("_", ""))
+    else:
+        raise ValueError(f'strconv.ParseFloat: parsing "{value}": invalid syntax')
+    if math.isinf(number):
+        raise ValueError(f'strconv.ParseFloat: parsing "{value}": value out of range')
+    return number
+
+
+def _int(value: Any) -> int:
+    """expr-lang's ``int``: ``strconv.Atoi`` of a string, Go's conversion of a float."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid argument for int (type bool): {value}")
     if isinstance(value, str):
-        if not _GO_FLOAT.fullmatch(value):
-            raise ValueError(f'strconv.ParseFloat: parsing "{value}": invalid syntax')
-        number = float(value)
-        if math.isinf(number) and "inf" not in value.lower():
-            raise ValueError(f'strconv.ParseFloat: parsing "{value}": value out of range')
+        if not re.fullmatch(r"[+-]?[0-9]+", value):
+            raise ValueError(f'strconv.Atoi: parsing "{value}": invalid syntax')
+        number = int(value)
+        if not _MIN_INT64 <= number < 2**63:
+            raise ValueError(f'strconv.Atoi: parsing "{value}": value out of range')
         return number
-    return float(value)
+    if isinstance(value, float):
+        if not math.isfinite(value) or not -(2.0**63) <= value < 2.0**63:
+            return _MIN_INT64  # CVTTSD2SQ's "integer indefinite"
+        return int(value)
+    return int(value)
 
 
 def _matches(text: Any, pattern: Any) -> bool:
     """expr-lang's ``matches``: Go's ``regexp.MatchString`` (a search; ``$`` is end of text)."""
-    assert isinstance(text, str) and isinstance(pattern, str), (text, pattern)
+    if not (isinstance(text, str) and isinstance(pattern, str)):
+        raise ValueError(f"invalid operation: {type(text).__name__} matches {type(pattern).__name__}")
     return re.search(pattern.replace("$", r"\Z"), text) is not None
 
 
-_FUNCTIONS: dict[str, Any] = {
-    "int": lambda v: int(float(v)) if isinstance(v, str) else int(v),
-    "float": _float,
-    "ceil": lambda v: float(math.ceil(v)),
-    "min": min,
-    "max": max,
-    "map": lambda items, predicate: [predicate(item) for item in items],
-    "asInt": lambda v: int(v) if isinstance(v, str) and re.fullmatch(r"-?\d+", v) else _bad("asInt", v),
-    "trimSuffix": lambda s, suffix: s[: -len(suffix)] if suffix and s.endswith(suffix) else s,
-}
+def _round(value: Any) -> float:
+    """Go's ``math.Round``: half away from zero."""
+    number = float(value)
+    if not math.isfinite(number):
+        return number
+    return float(math.copysign(math.floor(abs(number) + 0.5), number))
 
 
-def _bad(name: str, value: Any) -> Any:
-    raise ValueError(f"{name}({value!r}) fails")
+def _number(value: Any) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"invalid operation: not a number: {value!r}")
+    return value
 
 
-Node = Any  # a callable taking the environment and returning a value
+def _add(a: Any, b: Any) -> Any:
+    if isinstance(a, str) and isinstance(b, str):
+        return a + b
+    return _number(a) + _number(b)
 
 
-def _apply2(function: Any, left: Node, right: Node) -> Node:
+def _divide(a: Any, b: Any) -> float:
+    x, y = float(_number(a)), float(_number(b))
+    if y == 0:
+        return math.copysign(math.inf, x) if x != 0 else math.nan
+    return x / y
+
+
+def _modulo(a: Any, b: Any) -> int:
+    if not (isinstance(a, int) and isinstance(b, int)) or isinstance(a, bool) or isinstance(b, bool):
+        raise ValueError("invalid operation: % needs ints")
+    if b == 0:
+        raise ValueError("integer divide by zero")
+    return int(math.fmod(a, b))
+
+
+def _power(a: Any, b: Any) -> float:
+    try:
+        return float(_number(a)) ** float(_number(b))
+    except OverflowError:
+        return math.inf
+
+
+def _equal(a: Any, b: Any) -> bool:
+    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
+    return bool(a == b) if numbers else type(a) is type(b) and a == b
+
+
+def _binary_node(function: Callable[[Any, Any], Any], left: Node, right: Node) -> Node:
     return lambda env: function(left(env), right(env))
 
 
@@ -105,8 +177,54 @@ def _member(container: Node, key: Node) -> Node:
     return lambda env: container(env)[key(env)]
 
 
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"invalid operation: not a bool: {value!r}")
+    return value
+
+
+def _bad(name: str, value: Any) -> Any:
+    raise ValueError(f"{name}({value!r}) fails")
+
+
+_FUNCTIONS: dict[str, Any] = {
+    "int": _int,
+    "asInt": _int,
+    "float": _float,
+    "asFloat": _float,
+    "ceil": lambda v: float(math.ceil(_number(v))) if math.isfinite(_number(v)) else float(v),
+    "round": _round,
+    "len": lambda v: len(v) if isinstance(v, (str, list)) else _bad("len", v),
+    "min": lambda *v: min(_number(x) for x in v),
+    "max": lambda *v: max(_number(x) for x in v),
+    "map": lambda items, predicate: [predicate(item) for item in items],
+    "trimSuffix": lambda s, suffix: s[: -len(suffix)] if suffix and s.endswith(suffix) else s,
+}
+
+Node = Callable[[Mapping[str, Any]], Any]
+
+_BINARY: dict[str, tuple[int, Callable[[Any, Any], Any]]] = {
+    "==": (20, _equal),
+    "!=": (20, lambda a, b: not _equal(a, b)),
+    "<": (20, lambda a, b: _number(a) < _number(b)),
+    ">": (20, lambda a, b: _number(a) > _number(b)),
+    "<=": (20, lambda a, b: _number(a) <= _number(b)),
+    ">=": (20, lambda a, b: _number(a) >= _number(b)),
+    "matches": (20, _matches),
+    "endsWith": (20, lambda a, b: str(a).endswith(str(b)) if isinstance(a, str) and isinstance(b, str) else _bad("endsWith", a)),
+    "+": (30, _add),
+    "-": (30, lambda a, b: _number(a) - _number(b)),
+    "*": (60, lambda a, b: _number(a) * _number(b)),
+    "/": (60, _divide),
+    "%": (60, _modulo),
+    "**": (100, _power),
+}
+_LOGICAL = {"or": 10, "||": 10, "and": 15, "&&": 15}
+
+
 class _Parser:
-    """Parses into closures, so that only the branch of ``? :`` that is taken is evaluated."""
+    """A precedence-climbing parser into closures, so that only the branch of ``? :`` (and the
+    right side of ``and``/``or``) that is taken is evaluated."""
 
     def __init__(self, text: str) -> None:
         self.tokens = _tokens(text)
@@ -116,6 +234,8 @@ class _Parser:
         return self.tokens[self.i][1] if self.i < len(self.tokens) else None
 
     def take(self, expected: str | None = None) -> tuple[str, str]:
+        if self.i >= len(self.tokens):
+            raise SyntaxError("unexpected end")
         token = self.tokens[self.i]
         if expected is not None and token[1] != expected:
             raise SyntaxError(f"expected {expected!r}, got {token[1]!r}")
@@ -129,56 +249,53 @@ class _Parser:
         return node
 
     def ternary(self) -> Node:
-        condition = self.comparison()
+        condition = self.binary(0)
         if self.peek() != "?":
             return condition
         self.take("?")
         yes = self.ternary()
         self.take(":")
         no = self.ternary()
-        return lambda env: yes(env) if condition(env) else no(env)
+        return lambda env: yes(env) if _bool(condition(env)) else no(env)
 
-    def comparison(self) -> Node:
-        left = self.additive()
-        if self.peek() not in ("endsWith", "matches"):
-            return left
-        operator = self.take()[1]
-        right = self.additive()
-        if operator == "matches":
-            return lambda env: _matches(left(env), right(env))
-        return lambda env: str(left(env)).endswith(str(right(env)))
+    def binary(self, floor: int) -> Node:
+        left = self.unary()
+        while True:
+            op = self.peek()
+            if op in _LOGICAL and _LOGICAL[op] >= floor:
+                self.take()
+                right = self.binary(_LOGICAL[op] + 1)
+                left = self._logical(op, left, right)
+            elif op in _BINARY and _BINARY[op][0] >= floor:
+                precedence, function = _BINARY[op]
+                self.take()
+                right = self.binary(precedence if op == "**" else precedence + 1)
+                left = _binary_node(function, left, right)
+            else:
+                return left
 
-    def _binary(self, operand: Any, ops: dict[str, Any], right_assoc: bool = False) -> Node:
-        node = operand()
-        while self.peek() in ops:
-            op = ops[self.take()[1]]
-            other = self._binary(operand, ops, True) if right_assoc else operand()
-            node = _apply2(op, node, other)
-            if right_assoc:
-                break
-        return node
-
-    def additive(self) -> Node:
-        return self._binary(self.multiplicative, {"+": lambda a, b: a + b, "-": lambda a, b: a - b})
-
-    def multiplicative(self) -> Node:
-        return self._binary(self.power, {"*": lambda a, b: a * b, "/": lambda a, b: a / b})
-
-    def power(self) -> Node:
-        return self._binary(self.unary, {"**": lambda a, b: float(a) ** float(b)}, right_assoc=True)
+    @staticmethod
+    def _logical(op: str, left: Node, right: Node) -> Node:
+        if op in ("and", "&&"):
+            return lambda env: _bool(left(env)) and _bool(right(env))
+        return lambda env: _bool(left(env)) or _bool(right(env))
 
     def unary(self) -> Node:
         if self.peek() == "-":
             self.take()
-            inner = self.unary()
-            return lambda env: -inner(env)
+            inner = self.binary(90)
+            return lambda env: -_number(inner(env))
+        if self.peek() in ("not", "!"):
+            self.take()
+            operand = self.binary(50)
+            return lambda env: not _bool(operand(env))
         return self.postfix()
 
     def postfix(self) -> Node:
         kind, text = self.take()
         node: Node
         if kind == "num":
-            number: Any = float(text) if "." in text else int(text)
+            number: Any = float(text) if ("." in text or "e" in text.lower()) else int(text)
             node = lambda env: number  # noqa: E731
         elif kind == "str":
             node = lambda env: text[1:-1]  # noqa: E731
@@ -205,6 +322,8 @@ class _Parser:
                 if self.peek() == ",":
                     self.take(",")
             self.take(")")
+            if text not in _FUNCTIONS:
+                raise SyntaxError(f"unknown function {text}")
             function = _FUNCTIONS[text]
             node = lambda env: function(*(a(env) for a in args))  # noqa: E731
         elif kind == "id":
@@ -223,23 +342,29 @@ class _Parser:
 
 
 def evaluate(expression: str, env: Mapping[str, Any]) -> Any:
-    """Evaluate one expr-lang expression (the part between ``{{=`` and ``}}``)."""
-    return _Parser(expression).parse()(env)
+    """Evaluate one expr-lang expression (the part between ``{{=`` and ``}}``) in Python; runtime
+    errors are ValueError. Nested ``env``: ``{"workflow": {"parameters": {...}}, "retries": "0"}``."""
+    return _parsed(expression)(env)
+
+
+@cache
+def _parsed(expression: str) -> Node:
+    return _Parser(expression).parse()
 
 
 def substitute(text: str, parameters: Mapping[str, str], retries: int = 0) -> str:
-    """Argo's substitution: ``{{=expr}}`` and ``{{workflow.parameters.x}}`` / ``{{retries}}``."""
-    env = {"retries": str(retries), "workflow": {"parameters": dict(parameters)}}
-
-    def expression(match: re.Match[str]) -> str:
-        value = evaluate(match.group(1), env)
-        assert isinstance(value, (int, str)) and not isinstance(value, bool), f"expression gave {value!r}, not a whole number or a string"
-        return str(value)
-
-    # Like Argo, a tag ends at the first "}}".
-    text = re.sub(r"\{\{=(.*?)\}\}", expression, text)
-    text = re.sub(r"\{\{workflow\.parameters\.([A-Za-z0-9_.-]+)\}\}", lambda m: parameters[m.group(1)], text)
-    return text.replace("{{retries}}", str(retries))
+    """``text`` (a podSpecPatch, or one value of it) as Argo substitutes it, with workflow
+    parameters ``parameters`` and ``retries``: through :func:`argo_templating.replace` (Go's
+    escaping, expressions on the engine). A tag left unresolved is a
+    :class:`argo_templating.NodeFailure` here (in Argo the pod's quantity would not parse)."""
+    env = {f"workflow.parameters.{k}": v for k, v in parameters.items()}
+    env |= {"retries": str(retries), "lastRetry.exitCode": "0", "lastRetry.status": "", "lastRetry.duration": "0", "lastRetry.message": ""}
+    trace = argo_templating.Trace()
+    out = argo_templating.go_unmarshal(argo_templating.replace(argo_templating.go_json(text), env, trace))
+    if trace.unresolved:
+        raise argo_templating.NodeFailure("Error applying PodSpecPatch", "a tag is left unresolved", trace)
+    assert isinstance(out, str)
+    return out
 
 
 # --------------------------------------------------------------------------- manifests
@@ -266,42 +391,12 @@ def pod_templates(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [t for t in workflow_spec(document)["templates"] if "container" in t or "script" in t]
 
 
-def _merge(base: Any, patch: Any) -> Any:
-    """Strategic merge for what allotment's patches hold: mappings merge, named lists merge by name."""
-    if isinstance(base, dict) and isinstance(patch, dict):
-        out = dict(base)
-        for key, value in patch.items():
-            out[key] = _merge(base[key], value) if key in base else copy.deepcopy(value)
-        return out
-    if isinstance(base, list) and isinstance(patch, list) and all(isinstance(i, dict) and "name" in i for i in base + patch):
-        out_list = [dict(i) for i in base]
-        for item in patch:
-            same = next((j for j, b in enumerate(out_list) if b["name"] == item["name"]), None)
-            if same is None:
-                out_list.append(copy.deepcopy(item))
-            else:
-                out_list[same] = _merge(out_list[same], item)
-        return out_list
-    return copy.deepcopy(patch)
-
-
 def pod_for(template: Mapping[str, Any], parameters: Mapping[str, str], retries: int = 0) -> dict[str, Any]:
     """The Pod Argo would create for ``template`` (its main container, volumes, selector,
-    tolerations), with its ``podSpecPatch`` applied after substituting ``parameters`` and
-    ``retries``."""
-    body = dict(template.get("container") or template["script"])
-    container: dict[str, Any] = {"name": "main", "image": body["image"]}
-    for key in ("command", "args", "resources", "volumeMounts", "env"):
-        if key in body:
-            container[key] = copy.deepcopy(body[key])
-    spec: dict[str, Any] = {"containers": [container], "restartPolicy": "Never"}
-    for key in ("volumes", "nodeSelector", "tolerations"):
-        if key in template:
-            spec[key] = copy.deepcopy(template[key])
-    if "podSpecPatch" in template:
-        patch = json.loads(substitute(template["podSpecPatch"], parameters, retries))
-        spec = _merge(spec, patch)
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": template["name"]}, "spec": spec}
+    tolerations) with the workflow's parameters ``parameters`` and ``retries``: the template
+    through the port of the controller's templating (:func:`argo_templating.pod_for`); a node
+    Argo fails raises :class:`argo_templating.NodeFailure` (a ValueError)."""
+    return argo_templating.pod_for(template, parameters, retries)
 
 
 @cache

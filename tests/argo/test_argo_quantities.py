@@ -6,7 +6,9 @@ reading of :func:`allotment.quantity.parse_quantity` (Kubernetes' grammar):
   quantity's MiB for every Kubernetes suffix (``Ki`` ... ``Ei``, ``n u m k M G T P E``) and
   exponent form, a plain number as MiB, and fails on anything that is not a quantity;
 - :func:`~allotment.argo.retry.mib_parameter` (the ``podSpecPatch`` value of a memory, disk or
-  shared-memory parameter) turns a plain number into MiB and passes a quantity unchanged.
+  shared-memory parameter, evaluated through the port of Argo's templating on the real
+  engine) gives the whole MiB (rounded up) of a plain number (MiB) or a quantity, and fails the
+  node outside 1Mi..1Ei.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from decimal import Decimal
 
 import pytest
 from allotment.argo.retry import PLAIN_MIB, QUANTITY, memory_expression, mib_parameter, parameter_ref, quantity_mib_expression
-from allotment.fields import parse_mib
+from allotment.fields import MAX_MIB, parse_mib
 from allotment.quantity import QuantityError, parse_quantity
 from argo_support import evaluate, substitute
+from argo_templating import NodeFailure
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
@@ -115,24 +118,35 @@ def test_the_growth_base_fails_on_what_is_not_a_quantity(value: str) -> None:
 
 @settings(max_examples=1000, deadline=None)
 @given(quantities())
-def test_a_memory_parameter_reaches_kubernetes_in_mib_or_unchanged(value: str) -> None:
+def test_a_memory_parameter_reaches_kubernetes_as_whole_mib_or_fails_the_node(value: str) -> None:
+    mib = math.ceil(_mib_of(value))
+    if not 1 <= mib <= MAX_MIB:
+        with pytest.raises(NodeFailure, match="step-memory must be from 1Mi to"):
+            substitute(mib_parameter(NAME), {NAME: value})
+        event("out of range: the node fails")
+        return
     written = substitute(mib_parameter(NAME), {NAME: value})
+    assert written == f"{mib}Mi"
     if re.fullmatch(PLAIN_MIB, value):
-        assert written == value + "Mi"
-        assert parse_quantity(written) == Decimal(value) * MIB
+        assert parse_quantity(written) == math.ceil(Decimal(value)) * MIB
     else:
-        assert written == value
         assert re.fullmatch(QUANTITY, value)
+    event("whole MiB")
 
 
 @settings(max_examples=300, deadline=None)
 @given(quantities(), st.sampled_from([1.1, 1.5, 2, 3.7]), st.none() | st.integers(1, 2**21))
 def test_growth_of_a_submitted_quantity(value: str, factor: float, cap: int | None) -> None:
     base = math.ceil(_mib_of(value))
+    bound = MAX_MIB if cap is None else cap
     for retries in range(4):
+        if not 1 <= base <= bound:
+            with pytest.raises(NodeFailure, match="step-memory must be from 1Mi to"):
+                substitute(memory_expression(NAME, factor, cap), {NAME: value}, retries)
+            continue
         written = substitute(memory_expression(NAME, factor, cap), {NAME: value}, retries)
         grown = math.ceil(base * factor**retries)
-        want = grown if cap is None else max(min(grown, cap), base)
+        want = max(min(grown, bound), base)
         assert written == f"{want}Mi"
 
 

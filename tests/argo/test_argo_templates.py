@@ -13,13 +13,14 @@ import pytest
 from allotment import AllotmentError, batch, kubernetes, resources
 from allotment.argo.hooks import WORKFLOW_CLASSES, plans
 from allotment.argo.render import render_workflow
-from allotment.argo.retry import mib_parameter
+from allotment.argo.retry import mib_parameter, parameter_value
 from allotment.cli import main
-from allotment.fields import parse_mib
+from allotment.fields import MAX_MIB, MAX_MILLICORES, parse_mib
 from allotment.policy import Policy
 from allotment.quantity import parse_quantity
 from allotment.settings import Settings, load_settings
 from argo_support import argo_errors, parameter_defaults, parameter_descriptions, pod_for, pod_templates, workflow_spec
+from argo_templating import NodeFailure
 from hera.shared import global_config
 from hera.workflows import (
     DAG,
@@ -326,27 +327,30 @@ def test_overrides_are_parameters_referenced_by_the_pod_spec_patch() -> None:
             {
                 "name": "main",
                 "resources": {
-                    "limits": {"memory": mib_parameter("first-memory"), "ephemeral-storage": mib_parameter("first-disk")},
+                    "limits": {"memory": mib_parameter("first-memory"), "ephemeral-storage": mib_parameter("first-disk", field="disk")},
                     "requests": {
-                        "cpu": "{{workflow.parameters.first-cpu}}",
+                        "cpu": parameter_value("cpu", "first-cpu", MAX_MILLICORES),
                         "memory": mib_parameter("first-memory"),
-                        "ephemeral-storage": mib_parameter("first-disk"),
+                        "ephemeral-storage": mib_parameter("first-disk", field="disk"),
                     },
                 },
             }
         ],
-        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": mib_parameter("first-shared-memory")}}],
+        "volumes": [
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": mib_parameter("first-shared-memory", field="shared_memory")}}
+        ],
     }
-    assert mib_parameter("first-memory") == (
-        "{{=workflow.parameters['first-memory'] matches '^[0-9.]+$' ? workflow.parameters['first-memory'] + 'Mi'"
-        " : workflow.parameters['first-memory']}}"
-    )
+    # No parameter reaches the patch as text (docs/design.md §7.2): each is read inside one expression.
+    assert "{{workflow.parameters." not in first["podSpecPatch"]
+    assert parameter_value("cpu", "first-cpu", MAX_MILLICORES).startswith("{{=map([map([workflow.parameters['first-cpu']], {# matches '")
+    assert parameter_value("cpu", "first-cpu", MAX_MILLICORES).endswith("})[0]}}m")
     # argo submit -p first-memory=64Gi -p second-gpu=4: the pod asks for that.
     submitted = {**parameter_defaults(document), "first-memory": "64Gi", "second-gpu": "4"}
-    assert pod_for(first, submitted)["spec"]["containers"][0]["resources"]["limits"]["memory"] == "64Gi"
+    assert pod_for(first, submitted)["spec"]["containers"][0]["resources"]["limits"]["memory"] == "65536Mi"
     second = pod_for(_template(document, "second"), submitted)["spec"]["containers"][0]["resources"]
     assert second["requests"]["amd.com/gpu"] == second["limits"]["amd.com/gpu"] == "4"
-    assert parameter_descriptions(document)["first-memory"].endswith("; a plain number is MiB")
+    assert parameter_descriptions(document)["first-memory"].endswith("from 1Mi to 1Ei; a plain number is MiB")
+    assert parameter_descriptions(document)["first-cpu"].endswith("accepts cores (2, 0.5) or millicores (500m) from 1m to 1000000")
     assert "MiB" not in parameter_descriptions(document)["first-cpu"]
 
 
@@ -354,11 +358,11 @@ def test_overrides_are_parameters_referenced_by_the_pod_spec_patch() -> None:
     ("given", "memory"),
     [
         ("65536", "65536Mi"),  # a plain number is MiB, as everywhere in allotment, not bytes
-        ("1.5", "1.5Mi"),
-        ("64Gi", "64Gi"),  # a quantity reaches Kubernetes unchanged
-        ("1G", "1G"),
-        ("1e9", "1e9"),  # an exponent form is a Kubernetes quantity: bytes
-        ("300000k", "300000k"),
+        ("1.5", "2Mi"),  # rounded up to whole MiB, as the core rounds memory
+        ("64Gi", "65536Mi"),  # a quantity reaches Kubernetes as its whole MiB
+        ("1G", "954Mi"),
+        ("1e9", "954Mi"),  # an exponent form is a Kubernetes quantity: bytes
+        ("300000k", "287Mi"),
     ],
 )
 def test_plain_numbers_in_memory_parameters_are_mib(given: str, memory: str) -> None:
@@ -370,7 +374,7 @@ def test_plain_numbers_in_memory_parameters_are_mib(given: str, memory: str) -> 
     assert resources["limits"]["memory"] == resources["requests"]["memory"] == memory
     assert resources["limits"]["ephemeral-storage"] == resources["requests"]["ephemeral-storage"] == memory
     assert pod["volumes"][0]["emptyDir"]["sizeLimit"] == memory
-    assert resources["requests"]["cpu"] == "3"  # cpu and gpu parameters are passed as they are
+    assert resources["requests"]["cpu"] == "3000m"  # cpu in millicores
     if given.isdigit():
         assert parse_quantity(memory) == int(given) * 1024 * 1024 == parse_mib(given) * 1024 * 1024
 
@@ -413,7 +417,8 @@ def test_cron_workflow_parameters_live_in_the_workflow_spec() -> None:
     assert "arguments" not in document["spec"]
     assert document["spec"]["workflowSpec"]["arguments"]["parameters"][1] == {
         "name": "c-memory",
-        "description": "allotment: memory of template c (compiled 2Gi from @resources); a plain number is MiB",
+        "description": "allotment: memory of template c (compiled 2Gi from @resources); "
+        "accepts a quantity such as 64Gi or a plain number from 1Mi to 1Ei; a plain number is MiB",
         "value": "2Gi",
     }
     assert argo_errors(document) == []
@@ -524,8 +529,10 @@ def test_growth_of_an_overridable_memory_is_held_to_the_runtime_cap() -> None:
     assert ", 6000), #)})[0])}}Mi" in _template(document, "grow")["podSpecPatch"]
     assert _attempts(document) == ["4000Mi", "6000Mi", "6000Mi", "6000Mi"]
     assert _attempts(document, {"grow-memory": "5000"}) == ["5000Mi", "6000Mi", "6000Mi", "6000Mi"]
-    # A memory above the cap (compiled, or submitted) is never lowered; it just does not grow.
-    assert _attempts(document, {"grow-memory": "8000Mi"}) == ["8000Mi"] * 4
+    # A submitted memory above the runtime cap fails the node (docs/design.md §6: runtime input up to runtime.caps).
+    with pytest.raises(NodeFailure, match="grow-memory must be from 1Mi to 6000Mi"):
+        _attempts(document, {"grow-memory": "8000Mi"})
+    # A compiled memory above the cap is never lowered; it just does not grow.
     high = _render(_grower(memory=8000), _with_settings(policy))  # compiled 8000 (caps.memory allows it)
     assert _attempts(high) == ["8000Mi"] * 4
     assert _attempts(high, {"grow-memory": "3000"}) == ["3000Mi", "6000Mi", "6000Mi", "6000Mi"]
@@ -587,13 +594,13 @@ def test_memory_growth_reads_an_overridden_memory_in_any_unit(given: str, mib: i
     assert template["retryStrategy"] == {"limit": "2"}  # the user's own retry strategy is kept
     parameters = {**parameter_defaults(document), "grow-memory": given}
     limits = [pod_for(template, parameters, r)["spec"]["containers"][0]["resources"]["limits"]["memory"] for r in range(3)]
-    assert limits == [f"{math.ceil(mib * 1.5**r)}Mi" for r in range(3)], given
+    assert limits == [f"{min(math.ceil(mib * 1.5**r), MAX_MIB)}Mi" for r in range(3)], given  # growth stops at 1 EiB
 
 
 @pytest.mark.parametrize("given", ["64GB", "1.2.3", "-1Gi", "1Gi ", "lots", "1e", "0x10"])
 def test_memory_growth_fails_loudly_on_a_value_that_is_no_quantity(given: str) -> None:
     document = _render(_grower())
-    with pytest.raises(ValueError, match="invalid syntax"):
+    with pytest.raises(NodeFailure, match=r"Error applying PodSpecPatch: .* grow-memory is not a quantity"):
         _attempts(document, {"grow-memory": given})
 
 
