@@ -36,8 +36,16 @@ def debug() -> bool:
 
 
 def clean(error: AllotmentError) -> AllotmentError:
-    """``error`` without its chain of causes and its traceback (the same error under ``ALLOTMENT_DEBUG``)."""
+    """``error`` without its chain of causes and its traceback (under ``ALLOTMENT_DEBUG``, the same
+    error with its whole chain shown: the core raises its outermost errors ``from None``, so the
+    contexts it suppressed are shown again)."""
     if debug():
+        seen: set[int] = set()
+        link: BaseException | None = error
+        while link is not None and id(link) not in seen:
+            seen.add(id(link))
+            link.__suppress_context__ = False
+            link = link.__cause__ or link.__context__
         return error
     fresh = error.with_context()
     fresh.__cause__ = None

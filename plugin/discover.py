@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .decorators import StepSpec, innermost, spec_of
-from .errors import AllotmentError
+from .errors import AllotmentError, debug_cause
 from .model import Resources
 from .sources import Source
 
@@ -117,16 +117,18 @@ def load_module(path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except AllotmentError as e:
         del sys.modules[name]
-        raise in_file(e, path) from None
+        raise in_file(e, path) from debug_cause(e)
     except Exception as e:
         del sys.modules[name]
-        raise AllotmentError(f"{path} failed to import: {type(e).__name__}: {e}", accepted=f"fix the file; {DEBUG_HINT}") from None
+        raise AllotmentError(f"{path} failed to import: {type(e).__name__}: {e}", accepted=f"fix the file; {DEBUG_HINT}") from debug_cause(
+            e
+        )
     except SystemExit as e:
         del sys.modules[name]
         raise AllotmentError(
             f"{path} exited while it was imported (SystemExit {e.code!r})",
             accepted="put the code that runs the file as a script under `if __name__ == '__main__':`",
-        ) from None
+        ) from debug_cause(e)
     except BaseException:
         del sys.modules[name]
         raise

@@ -16,7 +16,16 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["MAX_MESSAGE", "MAX_SHOWN", "AllotmentError", "AllotmentWarning", "FieldError", "clip", "shown"]
+__all__ = [
+    "MAX_MESSAGE",
+    "MAX_SHOWN",
+    "AllotmentError",
+    "AllotmentWarning",
+    "FieldError",
+    "clip",
+    "debug_cause",
+    "shown",
+]
 
 MAX_SHOWN: Final = 80
 """At most this many characters of a value's ``repr`` appear in a message."""
@@ -155,3 +164,12 @@ class AllotmentWarning(UserWarning):
     """A spec value that a backend cannot apply and that allotment therefore leaves out (for
     example ``disk`` on AWS Batch EC2, whose disk the launch template sizes). Compilers also
     list the text among their notes, so ``explain`` and ``render`` show it."""
+
+
+def debug_cause(error: BaseException) -> BaseException | None:
+    """What a re-raised error names as its cause: nothing (users see one clear message), or,
+    under ``ALLOTMENT_DEBUG=1``, the ``error`` it came from, so tracebacks show the whole chain.
+    Use as ``raise AllotmentError(...) from debug_cause(e)``; read when raised, not at import."""
+    import os
+
+    return error if os.environ.get("ALLOTMENT_DEBUG", "").strip().lower() not in ("", "0", "false", "no") else None

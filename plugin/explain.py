@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from .errors import AllotmentError, FieldError
+from .errors import AllotmentError, FieldError, debug_cause
 from .fields import FIELDS, PARSERS
 from .model import describe_value
 from .policy import Policy
@@ -187,7 +187,7 @@ def submitted(field: str, text: str, *, step: str, source: str) -> int:
         else:
             value = PARSERS[field](text)
     except FieldError as e:
-        raise e.with_context(step=step, source=source) from None
+        raise e.with_context(step=step, source=source) from debug_cause(e)
     assert isinstance(value, int)
     return value
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
-from .errors import AllotmentError
+from .errors import AllotmentError, debug_cause
 
 if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
@@ -67,7 +67,7 @@ def load_target(target: str) -> Renderer:
         module = importlib.import_module(module_name)
     except ImportError as e:
         hint = f"pip install 'allotment[{extra}]'" if extra else "reinstall allotment"
-        raise AllotmentError(f"needs a face that cannot be imported ({e})", field="target", value=target, accepted=hint) from None
+        raise AllotmentError(f"needs a face that cannot be imported ({e})", field="target", value=target, accepted=hint) from debug_cause(e)
     renderer: Renderer = getattr(module, function)
     return renderer
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from .errors import AllotmentError, shown
+from .errors import AllotmentError, debug_cause, shown
 
 __all__ = ["MAX_FILE_BYTES", "check_keys", "read_mapping"]
 
@@ -34,7 +34,7 @@ def read_mapping(path: str | Path, what: str) -> dict[str, Any]:
         with file.open("rb") as stream:
             raw = stream.read(MAX_FILE_BYTES + 1)
     except OSError as e:
-        raise AllotmentError(f"cannot be read: {e.strerror or e}", source=source) from None
+        raise AllotmentError(f"cannot be read: {e.strerror or e}", source=source) from debug_cause(e)
     if len(raw) > MAX_FILE_BYTES:
         raise AllotmentError(f"is larger than {MAX_FILE_BYTES // 1024} KiB", source=source, accepted=f"a {what} is a few lines")
     try:
@@ -42,7 +42,7 @@ def read_mapping(path: str | Path, what: str) -> dict[str, Any]:
     except UnicodeDecodeError as e:
         raise AllotmentError(
             f"is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})", source=source, accepted="save the file as UTF-8"
-        ) from None
+        ) from debug_cause(e)
     try:
         if suffix == ".toml":
             import tomllib
@@ -60,7 +60,7 @@ def read_mapping(path: str | Path, what: str) -> dict[str, Any]:
             data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except Exception as e:  # each parser has its own error type; RecursionError and int-size ValueErrors too
         detail = " ".join(str(e).split()) or type(e).__name__
-        raise AllotmentError(f"is not valid {suffix[1:].upper()}: {detail}", source=source) from None
+        raise AllotmentError(f"is not valid {suffix[1:].upper()}: {detail}", source=source) from debug_cause(e)
     if data is None:
         data = {}
     if not isinstance(data, dict):

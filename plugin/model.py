@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer, field_validator
 
-from .errors import AllotmentError, FieldError, shown
+from .errors import AllotmentError, FieldError, debug_cause, shown
 from .fields import FIELDS, PARSERS
 from .quantity import format_cpu, format_mib
 
@@ -49,7 +49,7 @@ class Resources(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as e:
-            raise _allotment_error(e, source=self._source) from None
+            raise _allotment_error(e, source=self._source) from debug_cause(e)
 
     @classmethod
     def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
@@ -57,7 +57,7 @@ class Resources(BaseModel):
         try:
             return super().model_validate(obj, **kwargs)
         except ValidationError as e:
-            raise _allotment_error(e, source=cls._source) from None
+            raise _allotment_error(e, source=cls._source) from debug_cause(e)
 
     @classmethod
     def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Self:
@@ -65,7 +65,7 @@ class Resources(BaseModel):
         try:
             return super().model_validate_json(json_data, **kwargs)
         except ValidationError as e:
-            raise _allotment_error(e, source=cls._source) from None
+            raise _allotment_error(e, source=cls._source) from debug_cause(e)
 
     @field_validator(*FIELDS, mode="before")
     @classmethod
@@ -114,7 +114,7 @@ class Resources(BaseModel):
             try:
                 values[name] = PARSERS[name](raw)
             except FieldError as e:
-                raise e.with_context(step=step, source=source) from None
+                raise e.with_context(step=step, source=source) from debug_cause(e)
         return cls.model_construct(**values)  # type: ignore[arg-type]
 
     def items(self) -> Iterator[tuple[str, object]]:

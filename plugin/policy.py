@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import AllotmentError, FieldError, shown
+from .errors import AllotmentError, FieldError, debug_cause, shown
 from .fields import MAX_GPU, MAX_MIB, MAX_MILLICORES, parse_gpu_type
 from .model import Resources, describe_value
 from .sources import Sourced
@@ -77,7 +77,7 @@ class Policy:
             try:
                 parse_gpu_type(gpu_type)
             except FieldError as e:
-                raise e.with_context(source=f"{src} gpu_types") from None
+                raise e.with_context(source=f"{src} gpu_types") from debug_cause(e)
         return cls(
             origin=origin,
             caps=_caps(data.get("caps"), f"{src} caps"),
@@ -158,7 +158,7 @@ def _caps(data: object, source: str) -> Resources:
     try:
         return Resources.from_input(data, source=source)
     except FieldError as e:  # pragma: no cover - from_input adds the context itself
-        raise e.with_context(source=source) from None
+        raise e.with_context(source=source) from debug_cause(e)
 
 
 def load_policy(path: str | Path) -> Policy:

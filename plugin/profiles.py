@@ -32,7 +32,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
-from .errors import AllotmentError, FieldError, shown
+from .errors import AllotmentError, FieldError, debug_cause, shown
 from .fields import MIG_PROFILE, parse_gpu_type
 
 __all__ = ["BUILTIN_PROFILES", "DEFAULT_PROFILE", "Profile", "get_profile", "load_profile"]
@@ -92,7 +92,7 @@ class Profile:
             try:
                 parse_gpu_type(gpu_type)
             except FieldError as e:
-                raise e.with_context(source=f"{src} gpu_types") from None
+                raise e.with_context(source=f"{src} gpu_types") from debug_cause(e)
             if isinstance(value, str) and isinstance(label, str):
                 labels = {label: value}
             elif isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .discover import Step, in_file, iter_steps
-from .errors import AllotmentError
+from .errors import AllotmentError, debug_cause
 from .resolve import Resolved
 from .settings import Settings
 from .withspec import check_steps
@@ -84,6 +84,6 @@ def render_steps(paths: Sequence[Path], settings: Settings, backend: str, build:
                 counted.resolved.append(backend)
         except AllotmentError as e:
             if counted is None:
-                raise in_file(e, step.file) from None
+                raise in_file(e, step.file) from debug_cause(e)
             counted.errors.append(in_file(e, step.file))
     return out

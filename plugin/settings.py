@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .decorators import BACKENDS, StepSpec
-from .errors import AllotmentError
+from .errors import AllotmentError, debug_cause
 from .model import Resources
 from .policy import Policy, load_policy
 from .profiles import Profile, get_profile
@@ -147,7 +147,7 @@ def load_settings(
     try:
         profile = get_profile(profile_name)
     except AllotmentError as e:
-        raise e.with_context(source=origins["profile"]) from None
+        raise e.with_context(source=origins["profile"]) from debug_cause(e)
     policy = load_policy(policy_path) if policy_path else None
     inputs = {"cli": dict(cli or {}), "env": {var: env[var] for var in ENV.values() if var in env}, "config": dict(config or {})}
     return Settings(str(backend), withs, sets, policy, profile, origins, inputs)

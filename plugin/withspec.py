@@ -28,7 +28,7 @@ from difflib import get_close_matches
 from typing import Any, Final
 
 from .decorators import BACKENDS
-from .errors import AllotmentError, FieldError, shown
+from .errors import AllotmentError, FieldError, debug_cause, shown
 from .fields import FIELDS, PARSERS
 from .model import Resources
 from .sources import Source
@@ -147,7 +147,7 @@ def parse_with(text: str, origin: str = "--with", kind: str = "with", *, split_o
         try:
             parsed[key] = PARSERS[key](value)
         except FieldError as e:
-            raise e.with_context(step=step, source=f"{origin} {text!r}", pointer=_pointer(text, *spans[key])) from None
+            raise e.with_context(step=step, source=f"{origin} {text!r}", pointer=_pointer(text, *spans[key])) from debug_cause(e)
     return WithSpec(text, origin, kind, step, backend, Resources.normalized(**parsed))
 
 
