@@ -2,7 +2,8 @@
 
 The harness (:mod:`bench.harness`) starts this once per sample, so every sample pays its own
 imports, as a fresh Airflow parse process or a fresh ``allotment render`` does. It prints one
-JSON line: ``seconds`` (wall time of the measured part, perf_counter), ``maxrss_kib`` (the
+JSON line: ``seconds`` (wall time of the measured part, perf_counter), ``cpu`` (its CPU time,
+process_time), ``maxrss_kib`` (the
 process's peak resident memory after it, KiB), ``maxrss_before_kib`` (before it), and what the
 kind checked (``tasks``, ``bytes``, ...). A kind that finds the work did not happen as it should
 (an import error in a DAG file, a task missing) exits non-zero: a benchmark of broken work is no
@@ -55,6 +56,7 @@ class Timed:
 
     def __init__(self) -> None:
         self.seconds = 0.0
+        self.cpu = 0.0
         self.before = 0
         self.after = 0
 
@@ -63,10 +65,12 @@ class Timed:
         if PROFILER is not None:
             PROFILER.start()
         self._start = time.perf_counter()
+        self._cpu = time.process_time()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self._start
+        self.cpu = time.process_time() - self._cpu
         self.after = _maxrss_kib()
         if PROFILER is not None:
             PROFILER.stop()
@@ -186,7 +190,7 @@ def measure(kind: str, args: dict[str, Any]) -> dict[str, Any]:
         out["sha256"] = hashlib.sha256(text.encode()).hexdigest()
     else:
         raise SystemExit(f"unknown kind {kind!r}")
-    return {"seconds": timed.seconds, "maxrss_kib": timed.after, "maxrss_before_kib": timed.before, **out}
+    return {"seconds": timed.seconds, "cpu": timed.cpu, "maxrss_kib": timed.after, "maxrss_before_kib": timed.before, **out}
 
 
 def _pods(bag: Any) -> list[dict[str, Any]]:

@@ -77,7 +77,16 @@ def _process(argv: Sequence[str], env: Mapping[str, str], cwd: str | None) -> di
         size = out.tell()
         out.seek(0)
         head = out.read(200_000)
-    return {"seconds": seconds, "maxrss_kib": int(usage.ru_maxrss), "bytes": size, "head": head.decode(errors="replace")}
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"seconds": seconds, "cpu": cpu, "maxrss_kib": int(usage.ru_maxrss), "bytes": size, "head": head.decode(errors="replace")}
+
+
+class Ratios(list[float]):
+    """Ratios per repetition, with the same ratios on wall-clock time (``wall``) where they are CPU times."""
+
+    def __init__(self, values: Sequence[float], wall: Sequence[float] = ()) -> None:
+        super().__init__(values)
+        self.wall = list(wall)
 
 
 @dataclass
@@ -98,16 +107,21 @@ class Round:
         for rep in range(self.reps):
             for run in self.runs:
                 self.samples[run.label].append(run.sample(base_env))
-            last = ", ".join(f"{r.label} {self.samples[r.label][-1]['seconds']:.3f}s" for r in self.runs)
+            last = ", ".join(f"{r.label} {self.samples[r.label][-1]['cpu']:.3f}s cpu" for r in self.runs)
             log(f"    repetition {rep + 1}/{self.reps}: {last}")
         return self
 
-    def ratios(self, a: str, b: str, metric: str = "seconds", invert: bool = False) -> list[float]:
-        """Per repetition: ``a``'s metric over ``b``'s (``invert``: ``b`` over ``a``)."""
-        pairs = zip(self.samples[a], self.samples[b], strict=True)
-        return [(y[metric] / x[metric]) if invert else (x[metric] / y[metric]) for x, y in pairs]
+    def ratios(self, a: str, b: str, metric: str = "cpu", invert: bool = False) -> Ratios:
+        """Per repetition: ``a``'s metric over ``b``'s (``invert``: ``b`` over ``a``); for CPU time,
+        the wall-clock ratios ride along (``.wall``)."""
 
-    def median(self, label: str, metric: str = "seconds") -> float:
+        def per(m: str) -> list[float]:
+            pairs = zip(self.samples[a], self.samples[b], strict=True)
+            return [(y[m] / x[m]) if invert else (x[m] / y[m]) for x, y in pairs]
+
+        return Ratios(per(metric), wall=per("seconds") if metric == "cpu" else [])
+
+    def median(self, label: str, metric: str = "cpu") -> float:
         """The median of one run's metric (for growth with N, never shown as a figure itself)."""
         return statistics.median(s[metric] for s in self.samples[label])
 
@@ -128,7 +142,8 @@ class Goal:
 
 @dataclass
 class Figure:
-    """One ratio, with its goal (None: reported, no goal set)."""
+    """One ratio, with its goal (None: reported, no goal set). ``wall``: the same ratio on wall-clock
+    time, per repetition, where the figure is a time (shown beside it, never judged)."""
 
     id: str
     section: str
@@ -137,6 +152,12 @@ class Figure:
     ratios: list[float]
     goal: Goal | None = None
     note: str = ""
+    wall: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.wall and isinstance(self.ratios, Ratios):
+            self.wall = self.ratios.wall
+        self.ratios = list(self.ratios)
 
     @property
     def median(self) -> float:
@@ -162,6 +183,8 @@ class Figure:
             "goal": str(self.goal) if self.goal else None,
             "met": self.goal.met(self.median) if self.goal and self.ratios else None,
             "note": self.note,
+            "wall_ratios": self.wall,
+            "wall_median": statistics.median(self.wall) if self.wall else None,
         }
 
 
@@ -209,10 +232,11 @@ def fmt(x: float) -> str:
 
 def table(figures: Sequence[Figure], judged: bool) -> list[str]:
     """Markdown rows for ``figures``."""
-    lines = ["| figure | baseline | min | median | max | goal | verdict |", "|---|---|---:|---:|---:|---|---|"]
+    lines = ["| figure | baseline | min | median | max | goal | verdict | wall-clock median |", "|---|---|---:|---:|---:|---|---|---:|"]
     for f in figures:
         lo, hi = (fmt(min(f.ratios)), fmt(max(f.ratios))) if f.ratios else ("-", "-")
         med = fmt(f.median) if f.ratios else "-"
         name = f"{f.name}" + (f" ({f.note})" if f.note else "")
-        lines.append(f"| {name} | {f.baseline} | {lo} | {med} | {hi} | {f.goal or '-'} | {f.verdict(judged)} |")
+        wall = fmt(statistics.median(f.wall)) if f.wall else "-"
+        lines.append(f"| {name} | {f.baseline} | {lo} | {med} | {hi} | {f.goal or '-'} | {f.verdict(judged)} | {wall} |")
     return lines

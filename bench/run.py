@@ -56,10 +56,11 @@ from harness import BenchError, Figure, Goal, Round, Run  # noqa: E402
 READING_NOTE = (
     "Every figure is a ratio to a baseline measured in the same run: the two sides alternate (A B A B ...), every "
     "sample is a fresh process, each comparison starts with one untimed warm-up of each side, and min / median / max "
-    "are over the repetitions; a goal is judged on the median. Times are the measured part only (perf_counter inside "
-    "the child: the import, the `DagBag()` call, the build plus `to_yaml()`), except rows that say *whole process* "
-    "(wall time of the command, from outside). Peak RSS is `ru_maxrss` of the child process. The machine is small and "
-    "shared with other engineers' work, so single samples are noisy: read the medians, and the min/max for the spread."
+    "are over the repetitions; a goal is judged on the median. A time is the **CPU time** (user + system) of the "
+    "measured part only (`process_time()` inside the child around the import, the `DagBag()` call, the build plus "
+    "`to_yaml()`), or of the whole command for rows that say *whole process* (`os.wait4` rusage): the machine is small "
+    "and shared with other engineers' work, and CPU time is what such sharing disturbs least. The last column is the "
+    "median of the same ratio on wall-clock time, shown, not judged. Peak RSS is `ru_maxrss` of the child process."
 )
 SECTIONS = ("import", "dag", "argo", "resolve", "emitter", "peer")
 PACKAGES = (
@@ -267,7 +268,7 @@ class Bench:
                 )
                 growth.append(f"| {family} | {n} | {r.median('allotment') / n * 1e3:.2f} | {r.median('hand-written') / n * 1e3:.2f} |")
         self.extra["dag_growth"] = [
-            "Parse time per task (median ms, for the shape of the growth only; the figures above are the ratios):",
+            "Parse CPU time per task (median ms; for the shape of the growth with N only, the figures above are the ratios):",
             "",
             "| DAG | N | allotment | hand-written |",
             "|---|---:|---:|---:|",
@@ -380,7 +381,7 @@ class Bench:
         if len(sizes) > 1:
             head = " | ".join(f"t({b})/t({a})" for a, b in itertools.pairwise(sizes))
             lines = [
-                "How each grows with N (ratio of median times between sizes; N grows 10x, then 5x):",
+                "How each grows with N (ratio of median CPU times between sizes; N grows 10x, then 5x):",
                 "",
                 f"| variant | {head} |",
                 "|---|" + "---:|" * (len(sizes) - 1),
@@ -575,50 +576,76 @@ class Bench:
 
     # ------------------------------------------------------------------ report
 
-    def report(self, started: dt.datetime, package_versions: dict[str, str], machine: dict[str, str]) -> str:
-        judged = not self.quick
-        out = ["# allotment benchmarks", ""]
-        out.append(
-            f"Written by `{'make bench-quick' if self.quick else 'make bench'}` (`bench/run.py`) on {started:%Y-%m-%d %H:%M} UTC"
-            f" ({(dt.datetime.now(dt.UTC) - started).total_seconds() / 60:.0f} min). "
-            + (
-                "**Quick mode**: one repetition, small N; it proves the harness runs and judges nothing."
-                if self.quick
-                else f"{self.reps} repetitions per comparison unless a row says otherwise."
-            )
+    def state(self, started: dt.datetime, package_versions: dict[str, str], machine: dict[str, str]) -> dict[str, Any]:
+        """Everything the report is made of (written to the JSON file; ``--report-from`` reads it back)."""
+        return {
+            "quick": self.quick,
+            "reps": self.reps,
+            "started": started.isoformat(),
+            "minutes": (dt.datetime.now(dt.UTC) - started).total_seconds() / 60,
+            "machine": machine,
+            "versions": package_versions,
+            "figures": [f.as_dict() for f in self.figures],
+            "extra": self.extra,
+        }
+
+
+def report(state: dict[str, Any]) -> str:
+    """RESULTS.md from a run's :meth:`Bench.state`, with ``bench/ANALYSIS.md`` (hand-written) appended to a full run's."""
+    quick: bool = state["quick"]
+    judged = not quick
+    started = dt.datetime.fromisoformat(state["started"])
+    figures = [
+        Figure(
+            f["id"],
+            f["section"],
+            f["name"],
+            f["baseline"],
+            f["ratios"],
+            Goal(*_goal(f["goal"])) if f["goal"] else None,
+            f["note"],
+            f["wall_ratios"],
         )
-        out += [
-            "",
-            READING_NOTE,
-            "",
-        ]
-        out += ["## Machine", "", *[f"- {k}: {v}" for k, v in machine.items()], ""]
-        out += ["## Versions", "", *[f"- {k}: {v}" for k, v in package_versions.items()], ""]
-        goals = [f for f in self.figures if f.goal is not None and f.ratios]
-        if goals and judged:
-            missed = [f for f in goals if not f.goal or not f.goal.met(f.median)]
-            out += [
-                "## Summary",
-                "",
-                f"{len(goals) - len(missed)} of {len(goals)} goals met."
-                + (
-                    " Missed: " + "; ".join(f"{f.name} vs {f.baseline} ({harness.fmt(f.median)}, goal {f.goal})" for f in missed) + "."
-                    if missed
-                    else ""
-                ),
-                "",
-            ]
-        for section in sorted(dict.fromkeys(f.section for f in self.figures)):
-            out += [f"## {section}", "", *harness.table([f for f in self.figures if f.section == section], judged), ""]
-            key = {"2": "dag_growth", "3": "argo_growth", "6": "peer_resources"}.get(section[0])
-            if key and self.extra.get(key):
-                out += [*self.extra[key], ""]
-        if "profiles" in self.extra:
-            out += ["## Profiles", "", *self.extra["profiles"], ""]
-        analysis = HERE / "ANALYSIS.md"
-        if analysis.exists() and not self.quick:
-            out += [analysis.read_text().rstrip(), ""]
-        return "\n".join(out)
+        for f in state["figures"]
+    ]
+    extra: dict[str, list[str]] = state["extra"]
+    out = ["# allotment benchmarks", ""]
+    out.append(
+        f"Written by `{'make bench-quick' if quick else 'make bench'}` (`bench/run.py`) on {started:%Y-%m-%d %H:%M} UTC"
+        f" (the run took {state['minutes']:.0f} min). "
+        + (
+            "**Quick mode**: one repetition, small N; it proves the harness runs and judges nothing."
+            if quick
+            else f"{state['reps']} repetitions per comparison unless a row says otherwise. "
+            "Per-repetition ratios and raw figures: `bench/results.json`."
+        )
+    )
+    out += ["", READING_NOTE, ""]
+    out += ["## Machine", "", *[f"- {k}: {v}" for k, v in state["machine"].items()], ""]
+    out += ["## Versions", "", *[f"- {k}: {v}" for k, v in state["versions"].items()], ""]
+    goals = [f for f in figures if f.goal is not None and f.ratios]
+    if goals and judged:
+        missed = [f for f in goals if f.goal is not None and not f.goal.met(f.median)]
+        text = f"{len(goals) - len(missed)} of {len(goals)} goals met (judged on the median)."
+        if missed:
+            text += " Missed: " + "; ".join(f"{f.name} vs {f.baseline}: {harness.fmt(f.median)} (goal {f.goal})" for f in missed) + "."
+        out += ["## Summary", "", text, ""]
+    for section in sorted(dict.fromkeys(f.section for f in figures)):
+        out += [f"## {section}", "", *harness.table([f for f in figures if f.section == section], judged), ""]
+        key = {"2": "dag_growth", "3": "argo_growth", "6": "peer_resources"}.get(section[0])
+        if key and extra.get(key):
+            out += [*extra[key], ""]
+    if "profiles" in extra:
+        out += ["## Profiles", "", *extra["profiles"], ""]
+    analysis = HERE / "ANALYSIS.md"
+    if analysis.exists() and not quick:
+        out += [analysis.read_text().rstrip(), ""]
+    return "\n".join(out)
+
+
+def _goal(text: str) -> tuple[str, float]:
+    op, value = text.split()
+    return op, float(value.removesuffix("x"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -634,12 +661,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--out", help="the Markdown report (default bench/RESULTS.md; in quick mode allotment-bench-quick.md in the temp folder)"
     )
-    parser.add_argument("--json", help="also write every figure as JSON here")
+    parser.add_argument("--json", help="the run as JSON (default bench/results.json; in quick mode none)")
+    parser.add_argument(
+        "--report-from", metavar="JSON", help="measure nothing: write the report again from a run's JSON (after editing bench/ANALYSIS.md)"
+    )
     args = parser.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(only) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    if args.report_from:
+        state = json.loads(Path(args.report_from).read_text())
+        target = Path(args.out) if args.out else HERE / "RESULTS.md"
+        target.write_text(report(state) + "\n")
+        print(f"bench: wrote {target}", file=sys.stderr)
+        return 0
     bench = Bench(args)
     started = dt.datetime.now(dt.UTC)
     machine = harness.machine()
@@ -684,14 +720,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(bench.scratch, ignore_errors=True)
     if hasattr(os, "getloadavg"):
         machine["load average (1, 5, 15 min) at the end"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    text = bench.report(started, package_versions, machine)
+    state = bench.state(started, package_versions, machine)
+    json_out = Path(args.json) if args.json else None if bench.quick else HERE / "results.json"
+    if json_out is not None:
+        json_out.write_text(json.dumps(state, indent=1) + "\n")
     out = Path(args.out) if args.out else Path(tempfile.gettempdir()) / "allotment-bench-quick.md" if bench.quick else HERE / "RESULTS.md"
-    out.write_text(text + "\n")
-    if args.json:
-        Path(args.json).write_text(
-            json.dumps({"quick": bench.quick, "reps": bench.reps, "figures": [f.as_dict() for f in bench.figures]}, indent=2) + "\n"
-        )
-    print(f"bench: wrote {out}", file=sys.stderr)
+    out.write_text(report(state) + "\n")
+    print(f"bench: wrote {out}" + (f" and {json_out}" if json_out else ""), file=sys.stderr)
     return 0
 
 
