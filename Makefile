@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: demo test lint golden bench clean constraints
+.PHONY: demo test lint golden bench bench-quick clean constraints
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,8 +37,13 @@ golden: $(STAMP)  ## rewrite every golden file from the current output (refused 
 	@if [ -n "$$CI" ]; then echo "make golden: refused under CI (golden files change only by a deliberate local run)" >&2; exit 2; fi
 	ALLOTMENT_REGEN=1 $(BIN)/python -m pytest -q -m golden
 
-bench: $(STAMP)  ## benchmarks: ratios against a baseline measured in the same run
-	$(BIN)/python bench/import_time.py
+bench: $(STAMP)  ## benchmarks (about 40 min on 2 cores): ratios against baselines of the same run, into bench/RESULTS.md
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+# The Metaflow peer runs when ALLOTMENT_BENCH_METAFLOW (or BENCH_ARGS='--metaflow-venv DIR') names a venv with
+# metaflow; profiles appear when pyinstrument is in .venv (pip install pyinstrument; no dependency of allotment).
+
+bench-quick: $(STAMP)  ## the benchmark harness in quick mode (small N, one repetition): proves it runs, judges nothing
+	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
 
 constraints: $(STAMP)  ## re-pin constraints.txt to what .venv holds now
 	{ sed -n '1,2p' constraints.txt; $(BIN)/python -m pip freeze --all --exclude-editable | grep -v '^allotment\|^pip=='; } > constraints.txt.new
