@@ -10,8 +10,10 @@ copy), add one line to ``airflow_local_settings.py``::
 For every task whose callable carries an allotment spec, :func:`task_policy` calls
 :func:`allotment.airflow.operators.apply`: a ``@task.kubernetes`` task becomes allotment's
 ``KubernetesDecoratedOperator`` (so ``@resources`` above or below ``@task.kubernetes`` gives
-the same pod), and a plain task on the KubernetesExecutor gets ``executor_config["pod_override"]``.
-Every other task is left exactly as it is. This module stays light: Airflow imports it at start-up.
+the same pod), and a plain task on the KubernetesExecutor gets ``executor_config["pod_override"]``;
+under the Local or Celery executor a plain Python task runs its callable on the local backend
+(:func:`allotment.airflow.local_task.run_here`). Every other task is left exactly as it is.
+This module stays light: Airflow imports it at start-up.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def task_policy(task: Any) -> None:
         function = (getattr(task, "partial_kwargs", None) or {}).get("python_callable")
     if function is None or spec_of(function) is None:
         return
+    from .local_task import run_here
     from .operators import apply
 
     apply(task)
+    run_here(task)

@@ -1,4 +1,4 @@
-"""The ``allotment`` command: ``explain`` and ``render``."""
+"""The ``allotment`` command: ``explain``, ``render`` and ``run``."""
 
 from __future__ import annotations
 
@@ -90,6 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="AWS Batch platform of steps whose @batch names none (target batch; default ec2)",
     )
     render.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="output format (default yaml)")
+    run = sub.add_parser(
+        "run",
+        help="run the steps on this machine, each under its cpu, memory and GPUs, and report what they used",
+        description="Run the decorated functions of Python files (in file order), or the script templates of the Hera "
+        "workflows they define (in DAG and Steps order, parameters passed on), each in a child process under "
+        "its resolved cpu, memory and GPUs (the local backend); print a table of what each try used. "
+        "See docs/run.md for what is covered.",
+    )
+    _common(run)
+    run.add_argument(
+        "--step",
+        dest="steps",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this step, repeatable (a Hera task or template: with the steps it needs)",
+    )
+    run.add_argument("--report", metavar="FILE", help="write the JSON report of every try to FILE")
+    run.add_argument("--retries", type=int, metavar="N", help="tries after a failed one, for every step (default: each step's own)")
     return parser
 
 
@@ -122,6 +141,10 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
     from .discover import iter_steps
 
     paths = [Path(p) for p in args.paths]
+    if args.command == "run":
+        from .run import run_command
+
+        return run_command(paths, settings, steps=args.steps, report=args.report, retries=args.retries)
     if args.command == "explain":
         from .explain import explain, format_table
         from .output import dump

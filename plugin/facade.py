@@ -24,6 +24,9 @@ AWS Batch         :func:`compile_batch` (:class:`BatchPlan`), :func:`merge_submi
                   :func:`merge_container_overrides`, :func:`ensure_job_definition`,
                   :func:`job_name`, :data:`PLATFORMS`
 files             :class:`Step`, :func:`iter_steps`, :func:`load_module`, :func:`python_files`
+local backend     :func:`run_local` (a task's callable in a child process under its
+                  spec) with :func:`local_table`; :class:`LocalRun` and :class:`StepRun`
+                  (what a face's ``allotment run`` runner drives)
 words             :class:`AllotmentError`, :func:`describe_value`
 ================  =======================================================================
 """
@@ -39,6 +42,7 @@ from .kubernetes import PodFit, PodParts
 from .kubernetes import fit as fit_pod
 from .model import Resources, describe_value
 from .resolve import Resolved
+from .run import LocalRun, StepRun, local_table, run_local
 from .settings import ENV, Settings, current_settings, load_settings, using_settings
 from .sources import Source
 from .targets import SHM_VOLUME, TARGETS
@@ -52,6 +56,7 @@ __all__ = [
     "TARGETS",
     "AllotmentError",
     "BatchPlan",
+    "LocalRun",
     "PodFit",
     "PodParts",
     "Resolved",
@@ -59,6 +64,7 @@ __all__ = [
     "Settings",
     "Source",
     "Step",
+    "StepRun",
     "StepSpec",
     "WithSpec",
     "agree_option",
@@ -74,11 +80,13 @@ __all__ = [
     "kubernetes",
     "load_module",
     "load_settings",
+    "local_table",
     "merge_container_overrides",
     "merge_submit_overrides",
     "parse_runtime",
     "python_files",
     "resources",
+    "run_local",
     "spec_of",
     "using_settings",
 ]

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from .errors import AllotmentError
 
-__all__ = ["RENDER_TARGETS", "STEP_FINDERS", "face_package", "load_finder", "load_target"]
+__all__ = ["RENDER_TARGETS", "RUNNERS", "STEP_FINDERS", "face_package", "load_finder", "load_runner", "load_target"]
 
 RENDER_TARGETS: Final[dict[str, tuple[str, str]]] = {
     "kubernetes": ("allotment.kubernetes.render:render", ""),
@@ -33,6 +33,13 @@ STEP_FINDERS: Final[dict[str, str]] = {
 }
 """Engine module -> a finder ``(module, file) -> list[allotment.discover.Step]`` for the steps
 that engine's objects hold. Called only when the engine is already imported."""
+
+RUNNERS: Final[dict[str, str]] = {
+    "hera": "allotment.argo.run:plan_file",
+}
+"""Engine module -> a runner ``(module, file) -> allotment.run.Plan | None`` for ``allotment run``:
+the plan of what the file's engine objects run (None: the file has none). Called only when the
+engine is already imported."""
 
 Renderer = Callable[[Sequence[Path], Any, Mapping[str, Any]], list[dict[str, Any]]]
 
@@ -57,6 +64,13 @@ def load_finder(engine: str) -> Callable[[Any, Path], list[Any]]:
     module_name, _, function = STEP_FINDERS[engine].partition(":")
     finder: Callable[[Any, Path], list[Any]] = getattr(importlib.import_module(module_name), function)
     return finder
+
+
+def load_runner(engine: str) -> Callable[[Any, Path], Any]:
+    """The ``allotment run`` runner of the face for ``engine`` (see :data:`RUNNERS`), imported now."""
+    module_name, _, function = RUNNERS[engine].partition(":")
+    runner: Callable[[Any, Path], Any] = getattr(importlib.import_module(module_name), function)
+    return runner
 
 
 def face_package(
