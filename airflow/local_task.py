@@ -95,7 +95,7 @@ class LocalMixin(PythonOperator):
         for line in describe(resolved):
             self.log.info("%s", line)
         try:
-            data = dumps(self.python_callable, self.op_args, self.op_kwargs)
+            data = dumps(self.python_callable, list(self.op_args), self.op_kwargs)
         except Exception as e:
             raise AirflowFailException(
                 f"allotment: task {self.task_id!r}: its callable and arguments must pickle to run in a child process "
@@ -298,7 +298,7 @@ def allotment_task(
         return _AllotmentTaskDecorator(
             function=function,
             operator_class=LocalDecoratedOperator,
-            multiple_outputs=multiple_outputs if multiple_outputs is not None else attr.NOTHING,
+            multiple_outputs=multiple_outputs if multiple_outputs is not None else attr.NOTHING,  # type: ignore[arg-type]
             kwargs=kwargs,
             decorator_name="task.allotment",
             kubernetes_kwargs=extra,

@@ -87,7 +87,7 @@ def _without_allotment_hooks() -> Iterator[None]:
 def _manifest(workflow: Workflow) -> dict[str, Any]:
     with _without_allotment_hooks():
         built = workflow.build()
-    data: dict[str, Any] = built.model_dump(by_alias=True, exclude_none=True, mode="json")  # type: ignore[union-attr]
+    data: dict[str, Any] = built.model_dump(by_alias=True, exclude_none=True, mode="json")
     return data
 
 
@@ -439,12 +439,12 @@ class _Interpreter:
             for k, v in node.parameters.items():
                 scope[f"{prefix}.outputs.parameters.{k}"] = v
             return
-        results = []
+        results: list[Any] | None = []
         for n in nodes:
             if n.result is None:
                 continue
             try:
-                results.append(json.loads(n.result))
+                results.append(json.loads(n.result))  # type: ignore[union-attr]
             except ValueError:
                 results = None
                 break

@@ -42,7 +42,7 @@ def training_pipeline() -> None:
 
     @resources(cpu=2, memory="1Gi")
     @task.allotment(kubernetes=POD)
-    def train(summary: dict, epochs: int = 12) -> dict:
+    def train(summary: dict, epochs: int = 40) -> dict:
         import multiprocessing
         import random
 
@@ -57,17 +57,17 @@ def training_pipeline() -> None:
                 sx = sum(xs[lo:hi])
                 sy = sum(ys[lo:hi])
                 sxx = sum(x * x for x in xs[lo:hi])
-                sxy = sum(x * y for x, y in zip(xs[lo:hi], ys[lo:hi]))
+                sxy = sum(x * y for x, y in zip(xs[lo:hi], ys[lo:hi], strict=True))
             out.send((sx, sy, sxx, sxy))
 
         fork = multiprocessing.get_context("fork")
         half = rows // 2
         pipes = [fork.Pipe(duplex=False) for _ in range(2)]
         spans = [(0, half), (half, rows)]
-        workers = [fork.Process(target=partial_sums, args=(lo, hi, send)) for (lo, hi), (_, send) in zip(spans, pipes)]
+        workers = [fork.Process(target=partial_sums, args=(lo, hi, send)) for (lo, hi), (_, send) in zip(spans, pipes, strict=True)]
         for w in workers:
             w.start()
-        sx, sy, sxx, sxy = (sum(part) for part in zip(*(receive.recv() for receive, _ in pipes)))
+        sx, sy, sxx, sxy = (sum(part) for part in zip(*(receive.recv() for receive, _ in pipes), strict=True))
         for w in workers:
             w.join()
         slope = (rows * sxy - sx * sy) / (rows * sxx - sx * sx)

@@ -62,7 +62,9 @@ def run(host: Host) -> Callable[..., Ran]:
     """``run(*paths, steps=(), cli={...}, retries=None, report=None)``: :func:`allotment.run.run_paths`
     with captured output; an AllotmentError it raises is kept in ``error``."""
 
-    def call(*paths: Path, steps: tuple[str, ...] = (), cli: dict[str, Any] | None = None, retries: int | None = None, report: str | None = None) -> Ran:
+    def call(
+        *paths: Path, steps: tuple[str, ...] = (), cli: dict[str, Any] | None = None, retries: int | None = None, report: str | None = None
+    ) -> Ran:
         err = io.StringIO()
         local = LocalRun(load_settings(cli=cli or {}, env={}), err=err, host=host, retries=retries)
         out = io.StringIO()

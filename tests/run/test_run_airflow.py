@@ -97,7 +97,7 @@ def test_one_environment_variable_moves_the_same_file_to_kubernetes(monkeypatch:
     # what the pod runs is the function alone: neither allotment's decorators nor @task.allotment,
     # which its image could not evaluate
     source = train.get_python_source()
-    assert source.startswith("def train(summary: dict, epochs: int = 12) -> dict:\n")
+    assert source.startswith("def train(summary: dict, epochs: int = 40) -> dict:\n")
     assert "@" not in source.split("\n", 1)[0] and "resources" not in source and "task.allotment" not in source
 
 
@@ -141,7 +141,8 @@ def test_a_backend_decorator_on_the_callable_pins_the_task(tmp_path: Path) -> No
     assert type(job).__name__ == "KubernetesDecoratedOperator" and job.image == "python:3.12-slim"
     (tmp_path / "dag_file.py").write_text(file.read_text().replace("    job()\n", "    imageless()\n"))
     errors = dagbag(tmp_path / "dag_file.py").import_errors
-    assert "step 'imageless': runs on Kubernetes here (@kubernetes on the callable) but @task.allotment got no image" in next(iter(errors.values()))
+    message = next(iter(errors.values()))
+    assert "step 'imageless': runs on Kubernetes here (@kubernetes on the callable) but @task.allotment got no image" in message
 
 
 def test_a_plain_task_with_resources_runs_locally_under_the_local_executor_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -184,7 +185,8 @@ def test_the_callable_runs_in_a_child_under_the_spec_of_this_run(tmp_path: Path)
         tmp_path,
         "import pendulum\nfrom airflow.sdk import DAG, task\nfrom allotment import resources\n\n"
         "HELD = 150\n\n"
-        "def touch(mib):\n    block = bytearray(mib * 1024 * 1024)\n    for i in range(0, len(block), 4096):\n        block[i] = 1\n    return len(block)\n\n"
+        "def touch(mib):\n    block = bytearray(mib * 1024 * 1024)\n"
+        "    for i in range(0, len(block), 4096):\n        block[i] = 1\n    return len(block)\n\n"
         "with DAG('sized', schedule=None, start_date=pendulum.datetime(2025, 1, 1)):\n"
         "    @resources(cpu=1, memory='96Mi')\n    @task.allotment()\n    def fill(extra: int) -> dict:\n"
         "        import os\n        return {'pid': os.getpid(), 'mib': touch(HELD + extra) // 2**20}\n\n"
@@ -270,7 +272,7 @@ def test_the_example_dag_passes_airflow_dags_test_on_the_local_backend(dags_test
     out = dags_test["example"].stdout + dags_test["example"].stderr
     assert "DagRun Finished: dag_id=training_pipeline" in out and "state=success" in out
     rows = _table_rows(out)
-    assert rows["prep"].startswith("1 cpu, 512Mi") and rows["train"].startswith("2 cpu, 1Gi") and rows["evaluate"].startswith("1 cpu, 512Mi")
+    assert [rows[step].split("  ")[0] for step in ("prep", "train", "evaluate")] == ["1 cpu, 512Mi", "2 cpu, 1Gi", "1 cpu, 512Mi"]
     assert "fitted y = 3.000 x + 2.000 on 1000000 rows" in out  # the step's own output is in the task log
     assert "Done. Returned value was: {'slope': 3.0, 'intercept': 2.0, 'rows': 1000000}" in out  # back through XCom
 

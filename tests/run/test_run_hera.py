@@ -102,7 +102,8 @@ def test_what_is_not_covered_is_refused_before_anything_runs(run: Callable[..., 
     ran = run(DATA / "hera_when.py")
     assert ran.steps == [] and "starting" not in ran.err
     assert str(ran.error) == (
-        "Workflow conditional template 'main' task 'heads' uses when, which allotment run does not cover; see docs/run.md for what it covers"
+        "Workflow conditional template 'main' task 'heads' uses when, which allotment run does not cover; "
+        "see docs/run.md for what it covers"
     )
 
 
@@ -132,9 +133,9 @@ def test_an_output_file_the_script_did_not_write_fails_the_node(run: Callable[..
     Path("/tmp/allotment-test-run-hera-never-written").unlink(missing_ok=True)
     ran = run(DATA / "hera_missing_output.py")
     assert ran.steps == [("forgetful", 1, "succeeded")]
-    assert "step 'forgetful': output parameter 'out' reads /tmp/allotment-test-run-hera-never-written, which the script did not write" in str(
-        ran.error
-    )
+    assert (
+        "step 'forgetful': output parameter 'out' reads /tmp/allotment-test-run-hera-never-written, which the script did not write"
+    ) in str(ran.error)
 
 
 def test_an_output_file_left_by_an_earlier_run_does_not_count(run: Callable[..., Ran]) -> None:
@@ -192,7 +193,8 @@ def test_runner_scripts_and_expressions_are_refused(run: Callable[..., Ran], tmp
         "from allotment import resources\n"
         "from hera.workflows import DAG, Workflow, script\n\n"
         "@resources(memory='128Mi')\n@script()\ndef show(x: str) -> None:\n    print(x)\n\n"
-        "with Workflow(name='e', entrypoint='main') as wf:\n    with DAG(name='main'):\n        show(arguments={'x': \"{{=asInt('1') + 1}}\"})\n"
+        "with Workflow(name='e', entrypoint='main') as wf:\n    with DAG(name='main'):\n"
+        "        show(arguments={'x': \"{{=asInt('1') + 1}}\"})\n"
     )
     ran = run(expression)
     assert ran.steps == []

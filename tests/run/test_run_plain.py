@@ -159,7 +159,8 @@ def test_the_command_line_runs_the_steps_and_writes_the_report(tmp_path: Path) -
 def test_the_command_line_reports_a_bad_spec_as_one_message(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from allotment import resources\n\n@resources(memory='16gb')\ndef x():\n    pass\n")
-    out = subprocess.run([sys.executable, "-m", "allotment", "run", str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    argv = [sys.executable, "-m", "allotment", "run", str(bad)]
+    out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 1
     assert out.stderr.startswith("allotment: error: ")
     assert "memory='16gb' from @resources is not a quantity" in out.stderr
