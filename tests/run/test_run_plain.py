@@ -178,3 +178,18 @@ def test_run_is_a_subcommand(argv: list[str], capsys: pytest.CaptureFixture[str]
         assert stopped.value.code == 2 and "run: give at least one PATH" in text.err
     else:
         assert stopped.value.code == 0 and "--report FILE" in text.out and "--step NAME" in text.out
+
+
+def test_run_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from allotment.cli import build_parser, main
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    options = [a for a in action.choices["run"]._actions if not isinstance(a, argparse._HelpAction)]
+    assert {o for a in options for o in a.option_strings} >= {"--with", "--set", "--policy", "--step", "--report", "--retries"}
+    for option in options:
+        assert option.help and " ".join(option.help.split()) in help_text, option.dest
