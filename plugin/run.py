@@ -403,6 +403,9 @@ class LocalRun:
                 main_module=False,
                 **({"host": self.host} if self.host is not None else {}),
             )
+        except AllotmentError:
+            self.say(f"allotment run: {label}: could not start")
+            raise
         finally:
             out.close()
             err.close()

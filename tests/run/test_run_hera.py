@@ -201,3 +201,22 @@ def test_runner_scripts_and_expressions_are_refused(run: Callable[..., Ran], tmp
     assert str(ran.error) == (
         "show argument 'x' has the expression \"{{=asInt('1') + 1}}\", which allotment run does not evaluate; use plain {{...}} variables"
     )
+
+
+def test_a_fan_out_whose_results_are_not_json_cannot_be_aggregated(run: Callable[..., Ran], tmp_path: Path) -> None:
+    workflow = tmp_path / "aggregate.py"
+    workflow.write_text(
+        "from allotment import resources\n"
+        "from hera.workflows import DAG, Workflow, script\n\n"
+        "@resources(memory='128Mi')\n@script()\ndef word(w: str) -> None:\n    print('word ' + w)\n\n"
+        "@resources(memory='128Mi')\n@script()\ndef show(x: str) -> None:\n    print(x)\n\n"
+        "with Workflow(name='agg', entrypoint='main') as wf:\n    with DAG(name='main'):\n"
+        "        a = word(arguments={'w': '{{item}}'}, with_items=['x', 'y'])\n"
+        "        b = show(arguments={'x': a.result})\n        a >> b\n"
+    )
+    ran = run(workflow)
+    assert [s for s, _, _ in ran.steps] == ["word(0:x)", "word(1:y)"]
+    assert str(ran.error) == (
+        "show argument 'x' reads {{tasks.word.outputs.result}}, which has no value here: its nodes' results are not all JSON, "
+        "and Argo aggregates the results of a fanned-out task as a JSON list (it fails the workflow the same way); run the workflow on Argo"
+    )

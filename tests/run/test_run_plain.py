@@ -193,3 +193,19 @@ def test_run_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> N
     assert {o for a in options for o in a.option_strings} >= {"--with", "--set", "--policy", "--step", "--report", "--retries"}
     for option in options:
         assert option.help and " ".join(option.help.split()) in help_text, option.dest
+
+
+def test_a_step_that_cannot_start_is_an_error_after_the_table(run: Callable[..., Ran], tmp_path: Path) -> None:
+    from allotment.local import Host
+
+    if Host.probe().gpus:
+        pytest.skip("this machine has GPUs: the step would start")
+    file = tmp_path / "gpu.py"
+    file.write_text(
+        "from allotment import resources\n\n@resources(memory=128)\ndef a():\n    return 1\n\n@resources(gpu=1)\ndef b():\n    return 2\n"
+    )
+    ran = run(file)
+    assert ran.steps == [("a", 1, "succeeded")]
+    assert "allotment run: b: could not start" in ran.err
+    assert str(ran.error).startswith("step 'b': gpu=1 from @resources asks for 1 GPU(s) but this machine has none")
+    assert ran.out.splitlines()[1].startswith("a ")
