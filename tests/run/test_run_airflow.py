@@ -290,3 +290,20 @@ def test_plain_tasks_run_in_a_child_and_an_oom_kill_fails_the_task_after_its_ret
     assert len(re.findall(r"allotment: hungry +1 cpu, 96Mi +[^\n]*memory: OOM-killed at 96Mi — ask for more", out)) == 2
     assert "new_state=up_for_retry" in out
     assert "[DAG TEST] running task <TaskInstance: allotment_local_behaviour.after" not in out
+
+
+def test_task_kubernetes_pods_run_the_function_without_allotment_decorators(tmp_path: Path) -> None:
+    """Also for the stock @task.kubernetes with @resources above or below it, under any import name:
+    a decorator line left in the pod's script would fail there (NameError), the image has no allotment."""
+    file = write(
+        tmp_path,
+        "import pendulum\nimport allotment\nfrom airflow.sdk import DAG, task\nfrom allotment import resources as res\n\n"
+        "def keep(f):\n    return f\n\n"
+        "with DAG('k', schedule=None, start_date=pendulum.datetime(2025, 1, 1)):\n"
+        "    @res(cpu=2)\n    @task.kubernetes(image='python:3.12-slim')\n    @keep\n    def above() -> None:\n        print(1)\n\n"
+        "    @task.kubernetes(image='python:3.12-slim')\n    @allotment.kubernetes(cpu=1)\n    def below() -> None:\n        print(2)\n\n"
+        "    above() >> below()\n",
+    )
+    dag = dagbag(file).dags["k"]
+    assert dag.get_task("above").get_python_source() == "@keep\ndef above() -> None:\n    print(1)\n"  # the user's own decorator stays
+    assert dag.get_task("below").get_python_source() == "def below() -> None:\n    print(2)\n"
