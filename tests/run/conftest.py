@@ -14,8 +14,7 @@ import pytest
 from allotment.local import Host
 from allotment.run import LocalRun, run_paths
 from allotment.settings import ENV, load_settings
-
-DATA = Path(__file__).resolve().parent / "data"
+from run_support import Ran
 
 
 @pytest.fixture(scope="session")
@@ -35,26 +34,6 @@ def _no_allotment_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name in ENV.values():
             monkeypatch.delenv(name)
-
-
-@dataclasses.dataclass
-class Ran:
-    """What one run gave: exit status (None when it raised: ``error``), the table (stdout), the
-    progress (stderr) and the :class:`LocalRun` with every try."""
-
-    status: int | None
-    out: str
-    err: str
-    run: LocalRun
-    error: Exception | None = None
-
-    @property
-    def steps(self) -> list[tuple[str, int, str]]:
-        """(step, try, outcome) of every try, in the order they ran."""
-        return [(r.step, r.try_number, r.outcome) for r in self.run.results]
-
-    def result(self, step: str, try_number: int = 1) -> Any:
-        return next(r for r in self.run.results if r.step == step and r.try_number == try_number)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import DATA
+from run_support import DATA
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "dags" / "training_pipeline.py"

@@ -16,7 +16,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from allotment.local import load_schema
-from conftest import DATA, Ran
+from run_support import DATA, Ran
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "workflows" / "training_pipeline.py"

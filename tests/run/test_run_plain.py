@@ -14,7 +14,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from allotment.local import load_schema
-from conftest import DATA, Ran
+from run_support import DATA, Ran
 
 PLAIN = DATA / "plain_steps.py"
 ROOT = Path(__file__).resolve().parents[2]
