@@ -97,6 +97,14 @@ class ResourcesMixin(BaseOperator):
                     setattr(self, attr, copy.deepcopy(value))
         super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
 
+    def get_python_source(self) -> str:
+        """A decorated task's source for its pod, without allotment's decorators, which the pod could
+        not evaluate (:mod:`allotment.airflow.pod_script`)."""
+        from .pod_script import without_allotment_decorators
+
+        source: str = super().get_python_source()  # type: ignore[misc]
+        return without_allotment_decorators(source, getattr(self.python_callable, "__globals__", {}))  # type: ignore[attr-defined]
+
     def allotment_resolve(self, context: Any = None) -> Resolved:
         """This task's spec (for the run and try of ``context``, when given)."""
         return resolve_task(self, context)

@@ -14,7 +14,8 @@ Without the entry point (a vendored copy), add one line to ``airflow_local_setti
   the same pod), a plain task on the KubernetesExecutor gets ``executor_config["pod_override"]``,
   a mapped task gets the spec for every index. It also raises, as the DAG file's one-line
   import error, an error allotment found while the file was imported
-  (:mod:`allotment.airflow.failures`).
+  (:mod:`allotment.airflow.failures`). Under the Local or Celery executor a plain Python task runs
+  its callable on the local backend (:func:`allotment.airflow.local_task.run_here`).
 * :func:`task_instance_mutation_hook` gives a KubernetesExecutor task instance the
   ``pod_override`` of its run's ``dag_run.conf``, :func:`pod_mutation_hook` the memory of its
   try (:mod:`allotment.airflow.worker`).
@@ -74,9 +75,11 @@ def task_policy(task: Any) -> None:
     if not ours and (function is None or spec_of(function) is None):
         _hint_stock_operator(task)
         return
+    from .local_task import run_here
     from .operators import apply
 
     apply(task)
+    run_here(task)
 
 
 def _hint_stock_operator(task: Any) -> None:

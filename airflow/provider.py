@@ -3,8 +3,9 @@
 Registered through the ``apache_airflow_provider`` entry point in ``pyproject.toml``. The
 provider also declares the ``[allotment]`` config section (``airflow config list`` shows it).
 allotment's cluster policy is registered separately, through the ``airflow.policy`` entry point
-(:mod:`allotment.airflow.policy`); the provider adds no task decorator: ``@resources`` stacks
-with the stock ``@task.kubernetes``.
+(:mod:`allotment.airflow.policy`). The provider adds one task decorator, ``@task.allotment``
+(:mod:`allotment.airflow.local_task`: the deployment's backend runs the callable); ``@resources``
+also stacks with the stock ``@task.kubernetes``.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "allotment",
         "name": "allotment",
         "description": "One compute-resource spec (`@resources`) for KubernetesPodOperator, `@task.kubernetes`, "
-        "the KubernetesExecutor and AWS Batch.",
+        "the KubernetesExecutor, AWS Batch and this machine (`@task.allotment`).",
         "versions": [__version__],
+        "task-decorators": [{"name": "allotment", "class-name": "allotment.airflow.local_task.allotment_task"}],
         "config": {
             "allotment": {
                 "description": "Deployment-wide allotment settings. The environment (ALLOTMENT_WITH, "

@@ -1,4 +1,4 @@
-"""The ``allotment`` command: ``explain`` and ``render``.
+"""The ``allotment`` command: ``explain``, ``render`` and ``run`` (steps on this machine, :mod:`allotment.run`).
 
 Every problem a user meets is one message on stderr (``allotment: error: ...``), never a
 traceback; ``ALLOTMENT_DEBUG=1`` adds the traceback, with every exception of its chain. Each step's
@@ -160,6 +160,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="AWS Batch platform of steps whose @batch names none (target batch; default ec2)",
     )
     render.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="output format (default yaml)")
+    run = sub.add_parser(
+        "run",
+        help="run the steps on this machine, each under its cpu, memory and GPUs, and report what they used",
+        description="Run the decorated functions of Python files (in file order), or the script templates of the Hera "
+        "workflows they define (in DAG and Steps order, parameters passed on), each in a child process under "
+        "its resolved cpu, memory and GPUs (the local backend); print a table of what each try used. "
+        "See docs/run.md for what is covered.",
+    )
+    _common(run)
+    run.add_argument(
+        "--step",
+        dest="steps",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this step, repeatable (a Hera task or template: with the steps it needs)",
+    )
+    run.add_argument("--report", metavar="FILE", help="write the JSON report of every try to FILE")
+    run.add_argument("--retries", type=int, metavar="N", help="tries after a failed one, for every step (default: each step's own)")
     return parser
 
 
@@ -231,6 +250,7 @@ class _Run:
         self.warned: list[str] = []
         self.nothing = False
         self.shown_notes: set[str] = set()
+        self.run_status: int | None = None
 
     # -- reporting ----------------------------------------------------------------------------
 
@@ -282,11 +302,11 @@ class _Run:
                 _print_traceback(error)
             print(f"allotment: error: {error}", file=sys.stderr)
         print(f"allotment: {self.summary(len(errors))}", file=sys.stderr)
-        return 1 if errors or self.nothing else 0
+        return 1 if errors or self.nothing or self.run_status else 0
 
     def summary(self, errors: int) -> str:
         """``explain: 3 steps (1 local, 1 kubernetes, 1 batch) in 1 file, 0 errors``."""
-        what = "explain" if self.args.command == "explain" else f"render --target {self.args.target}"
+        what = self.args.command if self.args.command in ("explain", "run") else f"render --target {self.args.target}"
         parts: list[str] = []
         if self.documents is not None:
             parts.append(_plural(self.documents, "document"))
@@ -322,6 +342,10 @@ class _Run:
             self.tally = counted
             if args.command == "explain":
                 self.explain(settings, counted)
+            elif args.command == "run":
+                from .run import run_command
+
+                self.run_status = run_command(self.paths, settings, steps=args.steps, report=args.report, retries=args.retries)
             else:
                 self.render(settings, counted)
 

@@ -26,6 +26,9 @@ AWS Batch         :func:`compile_batch` (:class:`BatchPlan`), :func:`merge_submi
                   :func:`merge_container_overrides`, :func:`ensure_job_definition`,
                   :func:`job_name`, :data:`PLATFORMS`
 files             :class:`Step`, :func:`iter_steps`, :func:`load_module`, :func:`python_files`
+local backend     :func:`run_local` (a task's callable in a child process under its
+                  spec) with :func:`local_table`; :class:`LocalRun` and :class:`StepRun`
+                  (what a face's ``allotment run`` runner drives)
 words             :class:`AllotmentError`, :func:`describe_value`; :func:`defer_errors_while` (a
                   face reports a decorator's error where its engine shows it in one line)
 ================  =======================================================================
@@ -43,6 +46,7 @@ from .kubernetes import fit as fit_pod
 from .model import Resources, describe_value
 from .policy import runtime_bound
 from .resolve import Resolved
+from .run import LocalRun, StepRun, local_table, run_local
 from .settings import ENV, Settings, current_settings, load_settings, using_settings
 from .sources import Source
 from .targets import SHM_VOLUME, TARGETS
@@ -57,6 +61,7 @@ __all__ = [
     "AllotmentError",
     "BatchPlan",
     "Layer",
+    "LocalRun",
     "PodFit",
     "PodParts",
     "PodRead",
@@ -65,6 +70,7 @@ __all__ = [
     "Settings",
     "Source",
     "Step",
+    "StepRun",
     "StepSpec",
     "WithSpec",
     "agree_option",
@@ -83,12 +89,14 @@ __all__ = [
     "kubernetes",
     "load_module",
     "load_settings",
+    "local_table",
     "merge_container_overrides",
     "merge_submit_overrides",
     "parse_runtime",
     "python_files",
     "read_pod",
     "resources",
+    "run_local",
     "runtime_bound",
     "spec_of",
     "using_settings",

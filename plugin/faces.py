@@ -29,7 +29,17 @@ from .errors import AllotmentError, debug_cause
 if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
 
-__all__ = ["ENGINE_FACES", "RENDER_TARGETS", "STEP_FINDERS", "connect_engines", "face_package", "load_finder", "load_target"]
+__all__ = [
+    "ENGINE_FACES",
+    "RENDER_TARGETS",
+    "RUNNERS",
+    "STEP_FINDERS",
+    "connect_engines",
+    "face_package",
+    "load_finder",
+    "load_runner",
+    "load_target",
+]
 
 RENDER_TARGETS: Final[dict[str, tuple[str, str]]] = {
     "kubernetes": ("allotment.kubernetes.render:render", ""),
@@ -54,6 +64,13 @@ ENGINE_FACES: Final[dict[str, tuple[str, str]]] = {
 arguments and is idempotent; it makes the engine's own build paths apply the specs of
 decorated steps. See :func:`connect_engines`."""
 
+RUNNERS: Final[dict[str, str]] = {
+    "hera": "allotment.argo.run:plan_file",
+}
+"""Engine module -> a runner ``(module, file) -> allotment.run.Plan | None`` for ``allotment run``:
+the plan of what the file's engine objects run (None: the file has none). Called only when the
+engine is already imported."""
+
 Renderer = Callable[[Sequence[Path], Any, Mapping[str, Any]], list[dict[str, Any]]]
 
 
@@ -77,6 +94,13 @@ def load_finder(engine: str) -> Callable[[Any, Path], list[Any]]:
     module_name, _, function = STEP_FINDERS[engine].partition(":")
     finder: Callable[[Any, Path], list[Any]] = getattr(importlib.import_module(module_name), function)
     return finder
+
+
+def load_runner(engine: str) -> Callable[[Any, Path], Any]:
+    """The ``allotment run`` runner of the face for ``engine`` (see :data:`RUNNERS`), imported now."""
+    module_name, _, function = RUNNERS[engine].partition(":")
+    runner: Callable[[Any, Path], Any] = getattr(importlib.import_module(module_name), function)
+    return runner
 
 
 def face_package(

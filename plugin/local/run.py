@@ -251,13 +251,16 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _preparation() -> dict[str, Any]:
-    """The parent's ``sys.path``, working directory and main module, as ``multiprocessing`` sends them."""
+def _preparation(main_module: bool = True) -> dict[str, Any]:
+    """The parent's ``sys.path``, working directory and (``main_module``) main module, as ``multiprocessing`` sends them."""
     import multiprocessing.spawn
 
     data = multiprocessing.spawn.get_preparation_data("allotment-local-step")
     data.pop("authkey", None)  # an AuthenticationString refuses pickling outside multiprocessing
     data.pop("start_method", None)
+    if not main_module:
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
     return dict(data)
 
 
@@ -289,6 +292,7 @@ def run_step(
     on_output: Callable[[str], None] | None = None,
     sample_interval_s: float = DEFAULT_SAMPLE_INTERVAL_S,
     notes: Sequence[str] = (),
+    main_module: bool = True,
 ) -> StepResult:
     """Run ``fn(*args, **kwargs)`` in a child process under ``limits`` and return how it ended.
 
@@ -305,6 +309,9 @@ def run_step(
     stdout or stderr (merged, newline removed), from a reader thread, e.g. a task logger's ``info``.
     ``try_number``:
     recorded in the result (1 = first try). ``notes``: sentences added to the result's notes.
+    ``main_module``: re-import the parent's main module in the child first, as ``spawn`` does
+    (needed when the callable is defined there); False when the callable comes from elsewhere, so
+    a large main script (``airflow``'s) is neither imported nor measured as part of the step.
     """
     if os.environ.get(_BOOTSTRAP_ENV):
         raise AllotmentError(
@@ -342,7 +349,7 @@ def run_step(
         setup = {
             "cores": None if placement.cores is None else list(placement.cores),
             "rlimit_data_bytes": limit_bytes if placement.memory_method == "rlimit" else None,
-            "prep": _preparation(),
+            "prep": _preparation(main_module),
         }
         (workdir / "setup.pkl").write_bytes(pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL))
         (workdir / "call.pkl").write_bytes(call)

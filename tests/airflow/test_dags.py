@@ -54,7 +54,7 @@ def _golden_form(document: dict[str, Any]) -> dict[str, Any]:
 def test_every_dag_file_parses_with_no_import_error() -> None:
     bag = dagbag(DAGS)
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"gpu_training", "feature_pipeline", "nightly_aggregate", "portable_training"}
+    assert set(bag.dag_ids) == {"gpu_training", "feature_pipeline", "nightly_aggregate", "portable_training", "training_pipeline"}
     assert bag.dags["gpu_training"].schedule == "@daily"
 
 

@@ -250,7 +250,7 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
 
 
 def test_every_subcommand_exists() -> None:
-    assert set(subcommands()) == {"explain", "render"}
+    assert set(subcommands()) == {"explain", "render", "run"}
 
 
 @pytest.mark.parametrize("command", ["explain", "render"])
