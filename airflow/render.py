@@ -45,7 +45,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from allotment.facade import Settings, check_steps, iter_steps, using_settings
+from allotment.facade import Settings, check_steps, describe_value, iter_steps, using_settings
 
 from .batch_jobs import render_batch_task
 from .config import with_airflow_config
@@ -155,6 +155,18 @@ def _render(paths: Sequence[Path], settings: Settings) -> list[dict[str, Any]]:
             if batch_document is not None:
                 documents.append({**head, **batch_document})
                 continue
+        if spec.target == "local":  # the local backend (allotment.airflow.local_task.LOCAL): a child process, no pod
+            with using_settings(settings):
+                resolved = resolve_task(task, settings=settings)
+            local: dict[str, Any] = {
+                **head,
+                "runs_on": "local",
+                "resources": {n: describe_value(n, w.value) for n, w in resolved.winners.items()},
+            }
+            if resolved.notes:
+                local["notes"] = list(resolved.notes)
+            documents.append(local)
+            continue
         rendered = render_task(task, settings)
         if rendered is None:
             print(

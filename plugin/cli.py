@@ -281,12 +281,15 @@ class _Run:
         text = str(error)
         if error.step is None or not self.paths or any(text.startswith(f"{p}") for p in self.paths):
             return error
-        from .discover import in_file, iter_steps
+        from .discover import in_file, iter_steps, python_files
 
         try:
             files = sorted({step.file.as_posix() for step in iter_steps(self.paths, []) if step.name == error.step})
         except AllotmentError:
-            return error
+            files = []
+        if not files:  # the step cannot be found again (its file failed to load): with one file, that is the one
+            listed = python_files(self.paths)
+            files = [listed[0].as_posix()] if len(listed) == 1 else []
         if len(files) != 1:
             return error
         return in_file(error, files[0])

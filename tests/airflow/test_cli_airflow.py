@@ -65,6 +65,13 @@ def _from_render(document: dict[str, Any]) -> tuple[str, dict[str, int]]:
         if shm:
             values["shared_memory"] = parse_mib(shm[0])
         return "kubernetes", values
+    if document.get("runs_on") == "local":  # a child process on this machine: the resolved values themselves
+        shown = document["resources"]
+        values = {"cpu": parse_cpu(shown["cpu"]), "memory": parse_mib(shown["memory"])}
+        values |= {name: parse_mib(shown[name]) for name in ("disk", "shared_memory") if name in shown}
+        if shown.get("gpu") not in (None, "0"):
+            values["gpu"] = parse_gpu(shown["gpu"])
+        return "local", values
     overrides = document.get("submitJob", {}).get("containerOverrides") or document.get("executorConfig", {}).get("containerOverrides")
     entries = {e["type"]: e["value"] for e in overrides["resourceRequirements"]}
     values = {"cpu": int(entries["VCPU"]) * 1000, "memory": int(entries["MEMORY"])}
