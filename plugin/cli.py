@@ -314,7 +314,8 @@ class _Run:
         if self.documents is not None:
             parts.append(_plural(self.documents, "document"))
         counted = self.tally
-        if counted is not None and (counted.steps or self.args.command == "explain" or self.args.target in ("kubernetes", "batch")):
+        target = getattr(self.args, "target", None)
+        if counted is not None and (counted.steps or self.args.command == "explain" or target in ("kubernetes", "batch")):
             by_backend = [f"{counted.resolved.count(b)} {b}" for b in dict.fromkeys(counted.resolved)]
             by_backend += [f"{counted.skipped.count(b)} {b}, not rendered" for b in dict.fromkeys(counted.skipped)]
             parts.append(_plural(len(counted.steps), "step") + (f" ({'; '.join(by_backend)})" if by_backend else ""))

@@ -28,6 +28,8 @@ EXPECTED = {
     ("portable_training", "prepare"),  # the Kubernetes variant: no deployment backend named (test_batch_operator.py: Batch)
     ("portable_training", "train"),
 }
+LOCAL = {("training_pipeline", "prep"), ("training_pipeline", "train"), ("training_pipeline", "evaluate")}
+"""Tasks of @task.allotment on the local default: a child process on this machine, no pod."""
 
 
 def _settings() -> Any:
@@ -45,7 +47,7 @@ def _golden_form(document: dict[str, Any]) -> dict[str, Any]:
     """The document as kept in a golden file: the Airflow version label is the only varying value."""
     doc = json.loads(json.dumps(document))
     doc["file"] = Path(doc["file"]).relative_to(ROOT).as_posix() if Path(doc["file"]).is_absolute() else doc["file"]
-    labels = doc["pod"]["metadata"].get("labels") or {}
+    labels = (doc["pod"]["metadata"].get("labels") or {}) if "pod" in doc else {}
     if "airflow_version" in labels:
         labels["airflow_version"] = "AIRFLOW_VERSION"
     return doc
@@ -59,8 +61,10 @@ def test_every_dag_file_parses_with_no_import_error() -> None:
 
 
 def test_every_resourced_task_is_rendered(rendered: list[dict[str, Any]]) -> None:
-    assert {(d["dag_id"], d["task_id"]) for d in rendered} == EXPECTED
-    assert all(d["pod"]["kind"] == "Pod" for d in rendered)
+    assert {(d["dag_id"], d["task_id"]) for d in rendered} == EXPECTED | LOCAL
+    assert all(d["pod"]["kind"] == "Pod" for d in rendered if (d["dag_id"], d["task_id"]) in EXPECTED)
+    local = [d for d in rendered if (d["dag_id"], d["task_id"]) in LOCAL]
+    assert all(d["runs_on"] == "local" and "pod" not in d and d["resources"]["memory"] for d in local)
 
 
 @pytest.mark.golden
@@ -77,7 +81,7 @@ def test_dagbag_tasks_render_the_same_pods(rendered: list[dict[str, Any]]) -> No
 
     bag = dagbag(DAGS)
     settings = _settings()
-    for document in rendered:
+    for document in [d for d in rendered if "pod" in d]:
         task = bag.dags[document["dag_id"]].get_task(document["task_id"])
         result = render_task(task, settings)
         assert result is not None
@@ -85,7 +89,7 @@ def test_dagbag_tasks_render_the_same_pods(rendered: list[dict[str, Any]]) -> No
 
 
 def test_examples_show_what_the_issue_asks(rendered: list[dict[str, Any]]) -> None:
-    pods = {(d["dag_id"], d["task_id"]): d["pod"] for d in rendered}
+    pods = {(d["dag_id"], d["task_id"]): d["pod"] for d in rendered if "pod" in d}
     train = pods[("gpu_training", "train")]
     spec, base = train["spec"], train["spec"]["containers"][0]
     assert base["resources"]["requests"]["nvidia.com/gpu"] == base["resources"]["limits"]["nvidia.com/gpu"] == "1"
