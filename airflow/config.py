@@ -35,16 +35,41 @@ _KEYS = ("with", "policy", "profile", "backend")
 _cache: dict[tuple[Any, ...], Settings] = {}
 
 
+_read: dict[tuple[Any, ...], dict[str, str | None]] = {}
+
+
+def _config_key() -> tuple[Any, ...]:
+    """What the ``[allotment]`` options can change with: the ``AIRFLOW__ALLOTMENT__*`` environment,
+    the config file (its path and modification time) and Airflow's config object itself. (A
+    ``conf.set`` in the same process after the first read is not seen; deployments set options in
+    the file or the environment.)"""
+    from airflow.providers.common.compat.sdk import conf
+
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AIRFLOW__ALLOTMENT__")))
+    path = os.environ.get("AIRFLOW_CONFIG") or getattr(conf, "airflow_config_file", None)
+    return (id(conf), env, path, _mtime(str(path)) if path else None)
+
+
 def airflow_config() -> dict[str, str | None]:
-    """The ``[allotment]`` options of the Airflow config that are set (empty ones left out)."""
+    """The ``[allotment]`` options of the Airflow config that are set (empty ones left out).
+
+    Read once per process while nothing they depend on changes (:func:`_config_key`): a DAG
+    file of many tasks reads them for every task, and four ``conf.get`` calls each cost more than
+    the rest of a task's parse-time work (bench/RESULTS.md)."""
+    key = _config_key()
+    found = _read.get(key)
+    if found is not None:
+        return dict(found)
     from airflow.providers.common.compat.sdk import conf
 
     values: dict[str, str | None] = {}
-    for key in _KEYS:
-        value = conf.get(SECTION, key, fallback=None)
+    for option in _KEYS:
+        value = conf.get(SECTION, option, fallback=None)
         if value not in (None, "", "None"):
-            values[key] = str(value)
-    return values
+            values[option] = str(value)
+    _read.clear()
+    _read[key] = values
+    return dict(values)
 
 
 def _mtime(path: str | None) -> float | None:

@@ -93,15 +93,19 @@ def merged_pod_arguments(
     volume_mounts: Sequence[Any] = (),
     node_selector: Mapping[str, str] | None = None,
     tolerations: Sequence[Any] = (),
+    check_only: bool = False,
 ) -> dict[str, Any]:
     """The spec fitted into the user's own pod arguments (kept, and first), as the operator's
     arguments: ``container_resources`` (``V1ResourceRequirements``, with the user's ``claims``),
     ``volumes``, ``volume_mounts``, ``node_selector`` and ``tolerations``. A real conflict raises
-    the core's error."""
+    the core's error. ``check_only``: only fit (the conflicts are the point, as when a DAG file is
+    parsed) and build no client objects; returns an empty mapping."""
     user = user_parts(
         resources=resources, volumes=volumes, volume_mounts=volume_mounts, node_selector=node_selector, tolerations=tolerations
     )
     fitted = fit_pod(resolved, profile, user, user_source=user_source)
+    if check_only:
+        return {}
     merged, added = fitted.merged, fitted.added
     requirements = merged.resources.to_dict() if merged.resources is not None else {}
     if claims is None and resources is not None and not isinstance(resources, Mapping):

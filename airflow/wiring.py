@@ -114,7 +114,7 @@ def setup(
             task.resources = airflow_resources(resolved)
         if target == POD:
             _apply_kubernetes_options(task, record)
-            pod_arguments(task, resolved, settings)  # a clash with the operator's own settings or its template fails now
+            pod_arguments(task, resolved, settings, check_only=True)  # a clash with the operator's own settings or its template fails now
         elif target == WORKER:
             task.executor_config = with_recipe(pod_override_config(resolved, settings.profile, user_config), record)
             install_check(task)
@@ -138,10 +138,11 @@ def _apply_kubernetes_options(task: Any, spec: TaskSpec) -> None:
             setattr(task, option, chosen)
 
 
-def pod_arguments(task: Any, resolved: Resolved, settings: Settings, *, running: bool = False) -> dict[str, Any]:
+def pod_arguments(task: Any, resolved: Resolved, settings: Settings, *, running: bool = False, check_only: bool = False) -> dict[str, Any]:
     """The pod arguments for ``resolved``, merged with the operator's own settings and its pod
     template (:mod:`allotment.airflow.pods`); with a template, also the template (what allotment
-    merged taken out of it) as ``full_pod_spec``, for the provider to start from."""
+    merged taken out of it) as ``full_pod_spec``, for the provider to start from. ``check_only``
+    (when the DAG file is parsed): raise what would clash, build nothing (an empty mapping)."""
     spec = task_spec(task)
     found = pod_settings(task, resolved.step, running=running, templated=spec.templated if spec is not None else frozenset())
     has_resources = bool(found.resources.get("requests") or found.resources.get("limits"))
@@ -155,7 +156,10 @@ def pod_arguments(task: Any, resolved: Resolved, settings: Settings, *, running:
         volume_mounts=found.volume_mounts,
         node_selector=found.node_selector,
         tolerations=found.tolerations,
+        check_only=check_only,
     )
+    if check_only:
+        return arguments
     if found.template is not None:
         arguments.update(pod_template_file=None, pod_template_dict=None, full_pod_spec=found.template)
     return arguments
