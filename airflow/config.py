@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from allotment.facade import ENV, Settings, current_settings, load_settings, using_settings
 
@@ -36,6 +36,9 @@ _cache: dict[tuple[Any, ...], Settings] = {}
 
 
 _read: dict[tuple[Any, ...], dict[str, str | None]] = {}
+# Airflow reads an option from AIRFLOW__<SECTION>__<KEY>, or from a command or a secret named by
+# AIRFLOW__<SECTION>__<KEY>_CMD / _SECRET: those are every variable the options can come from.
+_ENV_NAMES: Final = tuple(f"AIRFLOW__{SECTION.upper()}__{key.upper()}{suffix}" for key in _KEYS for suffix in ("", "_CMD", "_SECRET"))
 
 
 def _config_key() -> tuple[Any, ...]:
@@ -45,7 +48,7 @@ def _config_key() -> tuple[Any, ...]:
     the file or the environment.)"""
     from airflow.providers.common.compat.sdk import conf
 
-    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AIRFLOW__ALLOTMENT__")))
+    env = tuple(os.environ.get(name) for name in _ENV_NAMES)
     path = os.environ.get("AIRFLOW_CONFIG") or getattr(conf, "airflow_config_file", None)
     return (id(conf), env, path, _mtime(str(path)) if path else None)
 

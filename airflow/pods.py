@@ -29,9 +29,11 @@ runs, after templating; what it asks for then counts as runtime input (``runtime
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -193,12 +195,38 @@ def _templated_note(read: PodRead, source: str) -> list[str]:
     return [f"{source}: {shown} held a Jinja template when the DAG file was parsed; read when the task runs, after templating"]
 
 
+_read_once: ContextVar[dict[tuple[int, bool, frozenset[str]], PodSettings] | None] = ContextVar("allotment_pod_settings", default=None)
+
+
+@contextlib.contextmanager
+def read_once() -> Iterator[None]:
+    """Within the block, :func:`pod_settings` reads each task's settings once: the DAG-file parse
+    (:func:`allotment.airflow.wiring.setup`) reads them to resolve and again to check the pod, and
+    nothing changes them in between."""
+    token = _read_once.set({})
+    try:
+        yield
+    finally:
+        _read_once.reset(token)
+
+
 def pod_settings(task: Any, step: str, *, running: bool, templated: frozenset[str] = frozenset()) -> PodSettings:
     """Read a pod task's own settings and its pod template (see the module docs).
 
     ``running``: the task is running and its template fields are rendered (else it is being
     parsed or rendered offline, and templated settings are left for later). ``templated``: the
     settings that held a template at parse time (their values count as runtime input)."""
+    memo = _read_once.get()
+    key = (id(task), running, templated)
+    if memo is not None and key in memo:
+        return memo[key]
+    found = _pod_settings(task, step, running=running, templated=templated)
+    if memo is not None:
+        memo[key] = found
+    return found
+
+
+def _pod_settings(task: Any, step: str, *, running: bool, templated: frozenset[str]) -> PodSettings:
     kind = type(task).__name__
     notes: list[str] = []
     sources: list[tuple[Resources, Source]] = []

@@ -21,7 +21,7 @@ from .batch_jobs import check_operator
 from .config import active_settings
 from .executors import batch_executor_config, on_batch_executor, on_kubernetes_executor, pod_override_config
 from .kube import merged_pod_arguments
-from .pods import pod_settings, templated_attrs
+from .pods import pod_settings, read_once, templated_attrs
 from .resolution import resolve_task
 from .tasks import ATTR, BATCH_WORKER, JOB, POD, WORKER, TaskSpec, airflow_resources, defaults_from, resources_from_airflow, task_spec
 from .worker import RECIPE, install_check, with_recipe
@@ -108,24 +108,31 @@ def setup(
     )
     object.__setattr__(task, ATTR, record)
     try:
-        settings = active_settings()
-        resolved = resolve_task(task, settings=settings)
-        if fill_airflow_resources or getattr(task, "resources", None) is None:
-            task.resources = airflow_resources(resolved)
-        if target == POD:
-            _apply_kubernetes_options(task, record)
-            pod_arguments(task, resolved, settings, check_only=True)  # a clash with the operator's own settings or its template fails now
-        elif target == WORKER:
-            task.executor_config = with_recipe(pod_override_config(resolved, settings.profile, user_config), record)
-            install_check(task)
-        elif target == JOB:
-            check_operator(task, resolved)  # a clash with the operator's own overrides fails now
-        elif target == BATCH_WORKER:
-            task.executor_config = batch_executor_config(resolved, user_config)
+        with read_once():
+            _set_up(task, record, fill_airflow_resources)
     except BaseException:
         object.__setattr__(task, ATTR, None)
         raise
     return record
+
+
+def _set_up(task: Any, record: TaskSpec, fill_airflow_resources: bool) -> None:
+    """Resolve ``task`` now and fill or check what its target needs (:func:`setup`)."""
+    target, user_config = record.target, record.user_executor_config or {}
+    settings = active_settings()
+    resolved = resolve_task(task, settings=settings)
+    if fill_airflow_resources or getattr(task, "resources", None) is None:
+        task.resources = airflow_resources(resolved)
+    if target == POD:
+        _apply_kubernetes_options(task, record)
+        pod_arguments(task, resolved, settings, check_only=True)  # a clash with the operator's own settings or its template fails now
+    elif target == WORKER:
+        task.executor_config = with_recipe(pod_override_config(resolved, settings.profile, user_config), record)
+        install_check(task)
+    elif target == JOB:
+        check_operator(task, resolved)  # a clash with the operator's own overrides fails now
+    elif target == BATCH_WORKER:
+        task.executor_config = batch_executor_config(resolved, user_config)
 
 
 def _apply_kubernetes_options(task: Any, spec: TaskSpec) -> None:
