@@ -112,29 +112,32 @@ def plans(workflow: Workflow, settings: Settings | None = None) -> list[tuple[in
     if not specs:
         return []  # a workflow without allotment specs: nothing to read, nothing to do
     settings = settings or current_settings()
-    found: list[tuple[int, Any, TemplatePlan]] = []
     defaults = plan_sources(workflow)
-    for index, template, spec in specs:
-        resolved = settings.resolve(spec, backend="kubernetes", defaults=defaults)
-        if resolved.backend != "kubernetes":
-            raise AllotmentError(
-                f"is pinned to {resolved.backend} by @{resolved.backend}, but {_label(template)} runs on Argo (Kubernetes)",
-                step=resolved.step,
-                accepted=f"drop @{resolved.backend} from this step, or use @kubernetes",
-            )
-        _check_options(template, workflow, resolved.options, resolved.step)
-        plan = plan_template(
-            str(template.name),
-            resolved,
-            settings,
-            _user_parts(template),
-            user_source=f"{_label(template)}'s own fields",
-            overridable=_overridable(template, workflow, settings),
-            user_pod_spec_patch=template.pod_spec_patch,
-            user_retry=_retry(template),
+    return [(index, template, plan_one(workflow, template, spec, settings, defaults)) for index, template, spec in specs]
+
+
+def plan_one(workflow: Workflow, template: Any, spec: Any, settings: Settings, defaults: list[tuple[Resources, Source]]) -> TemplatePlan:
+    """The plan of one resourced template of ``workflow``: its spec resolved on Kubernetes and
+    fitted into the template's own fields (what building the workflow does, and what ``explain``
+    asks, so both fail alike)."""
+    resolved = settings.resolve(spec, backend="kubernetes", defaults=defaults)
+    if resolved.backend != "kubernetes":
+        raise AllotmentError(
+            f"is pinned to {resolved.backend} by @{resolved.backend}, but {_label(template)} runs on Argo (Kubernetes)",
+            step=resolved.step,
+            accepted=f"drop @{resolved.backend} from this step, or use @kubernetes",
         )
-        found.append((index, template, plan))
-    return found
+    _check_options(template, workflow, resolved.options, resolved.step)
+    return plan_template(
+        str(template.name),
+        resolved,
+        settings,
+        _user_parts(template),
+        user_source=f"{_label(template)}'s own fields",
+        overridable=_overridable(template, workflow, settings),
+        user_pod_spec_patch=template.pod_spec_patch,
+        user_retry=_retry(template),
+    )
 
 
 def _retry(template: Any) -> dict[str, Any] | None:
