@@ -27,7 +27,15 @@ from typing import Any, Final
 
 from allotment.facade import ENV, Settings, current_settings, load_settings, using_settings
 
-__all__ = ["SECTION", "active_settings", "airflow_config", "airflow_settings", "using_settings", "with_airflow_config"]
+__all__ = [
+    "SECTION",
+    "active_settings",
+    "airflow_config",
+    "airflow_settings",
+    "operator_resource_defaults",
+    "using_settings",
+    "with_airflow_config",
+]
 
 SECTION = "allotment"
 _KEYS = ("with", "policy", "profile", "backend")
@@ -73,6 +81,25 @@ def airflow_config() -> dict[str, str | None]:
     _read.clear()
     _read[key] = values
     return dict(values)
+
+
+_operator_defaults: dict[tuple[Any, ...], dict[str, int]] = {}
+
+
+def operator_resource_defaults() -> dict[str, int]:
+    """Airflow's ``[operators] default_cpus/default_ram/default_disk/default_gpus``, as the keys of
+    BaseOperator's ``resources``, read once per process while the config is unchanged: Airflow's
+    ``Resources`` reads each missing one through the config parser for every task, which costs
+    more than the rest of allotment's work on a task when a DAG file is parsed."""
+    key = _config_key()
+    found = _operator_defaults.get(key)
+    if found is None:
+        from airflow.providers.common.compat.sdk import conf
+
+        found = {name: conf.getint("operators", f"default_{name}") for name in ("cpus", "ram", "disk", "gpus")}
+        _operator_defaults.clear()
+        _operator_defaults[key] = found
+    return dict(found)
 
 
 def _mtime(path: str | None) -> float | None:

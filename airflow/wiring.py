@@ -18,7 +18,7 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from allotment.facade import AllotmentError, Resolved, Settings, Source, StepSpec, agree_option, spec_of
 
 from .batch_jobs import check_operator
-from .config import active_settings
+from .config import active_settings, operator_resource_defaults
 from .executors import batch_executor_config, on_batch_executor, on_kubernetes_executor, pod_override_config
 from .kube import merged_pod_arguments
 from .pods import pod_settings, read_once, templated_attrs
@@ -122,7 +122,8 @@ def _set_up(task: Any, record: TaskSpec, fill_airflow_resources: bool) -> None:
     settings = active_settings()
     resolved = resolve_task(task, settings=settings)
     if fill_airflow_resources or getattr(task, "resources", None) is None:
-        task.resources = airflow_resources(resolved)
+        # the values Airflow would read for the resources the spec leaves out, read once (operator_resource_defaults)
+        task.resources = operator_resource_defaults() | airflow_resources(resolved)
     if target == POD:
         _apply_kubernetes_options(task, record)
         pod_arguments(task, resolved, settings, check_only=True)  # a clash with the operator's own settings or its template fails now

@@ -128,13 +128,14 @@ class Contributions:
         return max(candidates, key=_winner_key)
 
     def winners(self) -> dict[str, Sourced]:
-        """Field -> winning value, for every field some source set, in field order."""
-        out: dict[str, Sourced] = {}
-        for name in FIELDS:
-            won = self.winner(name)
-            if won is not None:
-                out[name] = won
-        return out
+        """Field -> winning value, for every field some source set, in field order (the same choice
+        as :meth:`winner`, made in one pass over the items)."""
+        best: dict[str, Sourced] = {}
+        for item in self.items:
+            held = best.get(item.field)
+            if held is None or item.value > held.value or (item.value == held.value and _winner_key(item) > _winner_key(held)):  # type: ignore[operator]
+                best[item.field] = item
+        return {name: best[name] for name in FIELDS if name in best}
 
     def resources(self) -> Resources:
         """The winning values as a :class:`Resources`."""
