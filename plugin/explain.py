@@ -89,8 +89,11 @@ class Explained:
         }
 
 
-def explain(resolved: Resolved, profile: Profile, *, file: str | Path | None = None, pinned_by: str | None = None) -> Explained:
-    """Explain one resolved step."""
+def explain(
+    resolved: Resolved, profile: Profile, *, file: str | Path | None = None, pinned_by: str | None = None, policy: Policy | None = None
+) -> Explained:
+    """Explain one resolved step. ``policy``: the one its engine applies, whose memory cap holds
+    the growth after OOM kills (the ladder note, :meth:`RetryGrowth.describe_ladder`)."""
     target = resolved.backend if resolved.backend in EFFECTS else None
     effects = EFFECTS[target](resolved, profile) if target is not None else {}
     rows: list[Row] = []
@@ -106,6 +109,9 @@ def explain(resolved: Resolved, profile: Profile, *, file: str | Path | None = N
         from .batch import batch_notes
 
         notes += batch_notes(resolved)
+    growth = resolved.retry_growth(policy)
+    if growth is not None:
+        notes.append(f"memory on retries: {growth.describe_ladder()}")
     if qos:
         notes.insert(0, f"qos {qos}")
     if target is None:

@@ -32,7 +32,7 @@ from .sources import Contributions, Source, Sourced
 from .targets import MIG_PROFILE, NVIDIA_GPU
 from .withspec import WithSpec
 
-__all__ = ["SEED_DEFAULTS", "Resolved", "RetryGrowth", "replace_values", "resolve"]
+__all__ = ["LADDER_RUNGS", "SEED_DEFAULTS", "Resolved", "RetryGrowth", "replace_values", "resolve"]
 
 SEED_DEFAULTS: Final = Resources.normalized(cpu=1000, memory=4096)
 """Filled in last, only where nothing else set a value: 1 core, 4096 MiB."""
@@ -63,12 +63,13 @@ class Resolved:
         return None if won is None else won.value
 
     def retry_growth(self, policy: Policy | None = None, *, runtime_input: bool = False) -> RetryGrowth | None:
-        """How memory grows on retries (None: it does not: no ``retry_memory_factor``, or 1).
+        """How memory grows after OOM kills (None: it does not: no ``retry_memory_factor``, or 1).
 
         The one rule every engine uses (Airflow's operators and executors, Argo's expressions,
-        AWS Batch): the cap is ``policy.memory_cap(runtime=...)``, the stricter one for runtime
-        input when the memory came from a ``with``/``set`` or, ``runtime_input``, when the
-        engine lets a run replace it (an Argo submit parameter)."""
+        AWS Batch, the local backend; docs/design.md §7.3): the cap is
+        ``policy.memory_cap(runtime=...)``, the stricter one for runtime input when the memory
+        came from a ``with``/``set`` or, ``runtime_input``, when the engine lets a run replace it
+        (an Argo submit parameter)."""
         factor = self.value("retry_memory_factor")
         memory = self.value("memory")
         if not factor or factor == 1 or memory is None:
@@ -77,31 +78,47 @@ class Resolved:
         cap = policy.memory_cap(runtime=runtime) if policy is not None else None
         return RetryGrowth(int(memory), float(factor), cap, policy.origin if policy is not None and cap is not None else None, runtime)
 
-    def with_memory_for_try(self, try_number: int, policy: Policy | None = None) -> Resolved:
-        """This spec for try ``try_number`` (1 = first): memory x retry_memory_factor^(try-1),
-        rounded up to whole MiB and held to the policy's memory cap (the note says so)."""
+    def with_memory_after(self, oom_kills: int, policy: Policy | None = None, *, try_number: int | None = None) -> Resolved:
+        """This spec for a try that follows ``oom_kills`` earlier tries ended by an OOM kill
+        (docs/design.md §7.3): memory x ``retry_memory_factor`` ^ ``oom_kills``, rounded up to whole
+        MiB in float64, held to the policy's memory cap (a note says so) and never below the
+        resolved memory. Any other failure of an earlier try (an eviction, a lost spot instance, a
+        bug) does not count, so a try after one asks for the memory the try before it had.
+
+        ``try_number`` (1 = first) only names the try in the notes. The one function every engine
+        path calls with the count it learned from the engine's own records."""
+        if isinstance(oom_kills, bool) or not isinstance(oom_kills, int) or oom_kills < 0:
+            raise AllotmentError(
+                "is not a count of OOM kills",
+                step=self.step,
+                field="oom_kills",
+                value=repr(oom_kills),
+                accepted="count the earlier tries that ended in an OOM kill: a whole number, 0 or more",
+            )
         growth = self.retry_growth(policy)
-        if growth is None or try_number <= 1:
+        if growth is None or oom_kills == 0:
             return self
         memory, factor = growth.memory, growth.factor
-        grown = growth.uncapped(try_number)
-        detail = f"(try {try_number}: {describe_value('memory', memory)} x {factor}^{try_number - 1})"
+        grown = growth.uncapped(oom_kills)
+        after = _after(oom_kills)
+        detail = f"(after {after}: {describe_value('memory', memory)} x {factor}^{oom_kills})"
         notes = list(self.notes)
-        held = growth.memory_for_try(try_number)
+        held = growth.memory_after(oom_kills)
         if held != grown and growth.cap is not None:
             notes.append(
-                f"memory growth for try {try_number} held at {describe_value('memory', held)} by the cap "
+                f"memory growth after {after} held at {describe_value('memory', held)} by the cap "
                 f"{describe_value('memory', growth.cap)} of policy {growth.cap_origin or ''} "
-                f"(would be {'more than ' if growth.beyond_maximum(try_number) else ''}{describe_value('memory', grown)})"
+                f"(would be {'more than ' if growth.beyond_maximum(oom_kills) else ''}{describe_value('memory', grown)})"
             )
-        elif growth.beyond_maximum(try_number):
+        elif growth.beyond_maximum(oom_kills):
             notes.append(
-                f"memory growth for try {try_number} held at {describe_value('memory', held)} (1Ei), the most memory "
+                f"memory growth after {after} held at {describe_value('memory', held)} (1Ei), the most memory "
                 "allotment accepts (more than any machine has)"
             )
+        which = f"try {try_number}: " if try_number is not None else ""
         notes.append(
-            f"try {try_number}: memory {describe_value('memory', memory)} -> {describe_value('memory', held)} "
-            f"(retry_memory_factor {factor})"
+            f"{which}memory {describe_value('memory', memory)} -> {describe_value('memory', held)} "
+            f"after {after} of earlier tries (retry_memory_factor {factor})"
         )
         # A grown runtime value stays runtime input, so runtime.caps keep applying to it.
         retry = Sourced("memory", held, Source("retry", detail, runtime=growth.runtime))
@@ -117,10 +134,21 @@ class Resolved:
         )
 
 
+def _after(oom_kills: int) -> str:
+    """``1 OOM kill``, ``2 OOM kills``."""
+    return f"{oom_kills} OOM kill" + ("" if oom_kills == 1 else "s")
+
+
+LADDER_RUNGS: Final = 3
+"""How many OOM kills :meth:`RetryGrowth.ladder` shows at most (``explain``)."""
+
+
 @dataclass(frozen=True)
 class RetryGrowth:
-    """Memory that grows on retries: try ``n`` (1 = first) asks for ``memory x factor^(n-1)``
-    MiB, rounded up, held to ``cap`` (MiB, from policy ``cap_origin``), never below ``memory``.
+    """Memory that grows after OOM kills: a try that follows ``k`` earlier tries ended by an OOM
+    kill asks for ``memory x factor^k`` MiB, rounded up, held to ``cap`` (MiB, from policy
+    ``cap_origin``), never below ``memory``. Only OOM kills count (docs/design.md §7.3): an
+    eviction, a lost spot instance or a plain error retries with the memory it had.
 
     Computed in float64, as Argo's expr-lang computes it, so every engine asks for the same
     size: ``110 x 1.1`` is 122 MiB (one above the exact 121). ``runtime``: the memory is (or
@@ -128,8 +156,8 @@ class RetryGrowth:
 
     Growth is also held to ``maximum``, the memory field's hard maximum (1 EiB,
     :data:`allotment.fields.MAX_MIB`), with or without a policy: ``64Gi`` with factor 16 and no
-    cap would ask for 2^44 MiB at try 8, and the float overflows near try 300. The note of
-    :meth:`Resolved.with_memory_for_try` says when the maximum held it."""
+    cap would ask for 2^44 MiB after 7 OOM kills, and the float overflows near 300. The note of
+    :meth:`Resolved.with_memory_after` says when the maximum held it."""
 
     memory: int
     factor: float
@@ -138,19 +166,19 @@ class RetryGrowth:
     runtime: bool = False
     maximum: int = MAX_MIB
 
-    def _grown(self, try_number: int) -> float:
+    def _grown(self, oom_kills: int) -> float:
         try:
-            return self.memory * self.factor ** max(0, try_number - 1)
-        except OverflowError:  # factor ** (n - 1) beyond float64
+            return self.memory * self.factor ** max(0, oom_kills)
+        except OverflowError:  # factor ** k beyond float64
             return math.inf
 
-    def beyond_maximum(self, try_number: int) -> bool:
-        """Whether try ``try_number``'s growth would pass :attr:`maximum`."""
-        return self._grown(try_number) > self.maximum
+    def beyond_maximum(self, oom_kills: int) -> bool:
+        """Whether the growth after ``oom_kills`` OOM kills would pass :attr:`maximum`."""
+        return self._grown(oom_kills) > self.maximum
 
-    def uncapped(self, try_number: int) -> int:
-        """Try ``try_number``'s memory (MiB) before the policy cap, at most :attr:`maximum`."""
-        grown = self._grown(try_number)
+    def uncapped(self, oom_kills: int) -> int:
+        """The memory (MiB) after ``oom_kills`` OOM kills before the policy cap, at most :attr:`maximum`."""
+        grown = self._grown(oom_kills)
         return self.maximum if grown > self.maximum else math.ceil(grown)
 
     @property
@@ -158,12 +186,44 @@ class RetryGrowth:
         """The most any try asks for: the policy cap (never below the first try's memory) or :attr:`maximum`."""
         return min(max(self.cap, self.memory), self.maximum) if self.cap is not None else self.maximum
 
-    def memory_for_try(self, try_number: int) -> int:
-        """Try ``try_number``'s memory (MiB): grown, held to the cap and the maximum, never below the first try's."""
-        grown = self.uncapped(try_number)
+    def memory_after(self, oom_kills: int) -> int:
+        """The memory (MiB) of a try after ``oom_kills`` earlier OOM kills: grown, held to the cap
+        and the maximum, never below the first try's."""
+        grown = self.uncapped(oom_kills)
         if self.cap is not None and grown > self.cap:
             return min(max(self.cap, self.memory), self.maximum)
         return grown
+
+    def ladder(self, rungs: int = LADDER_RUNGS) -> tuple[int, ...]:
+        """The memory (MiB) after 0, 1, ... OOM kills: at most ``rungs`` + 1 values, ending early
+        at the first one the cap (or the maximum) holds."""
+        out: list[int] = []
+        for kills in range(rungs + 1):
+            out.append(self.memory_after(kills))
+            if kills and (out[-1] >= self.limit or out[-1] == out[-2]):
+                break
+        return tuple(out)
+
+    def describe_ladder(self, rungs: int = LADDER_RUNGS) -> str:
+        """The ladder in words (``allotment explain``), e.g. ``try 1: 16Gi; after an OOM kill:
+        24Gi; then 32Gi (held by the cap 32Gi of policy policy.yaml; 36Gi without it); any other
+        failure retries with the memory it had``."""
+        steps = self.ladder(rungs)
+        parts = [f"try 1: {describe_value('memory', steps[0])}"]
+        for kills, mib in enumerate(steps[1:], 1):
+            parts.append(("after an OOM kill: " if kills == 1 else "then ") + describe_value("memory", mib))
+        last = len(steps) - 1
+        cap = f"the cap {describe_value('memory', self.cap)} of policy {self.cap_origin or ''}" if self.cap is not None else ""
+        if self.cap is not None and self.cap < self.memory:
+            parts[-1] += f" (no growth: {cap} is below the first try's memory)"
+        elif steps[-1] < self.uncapped(last) and self.cap is not None and steps[-1] == self.cap:
+            wanted = ("more than " if self.beyond_maximum(last) else "") + describe_value("memory", self.uncapped(last))
+            parts[-1] += f" (held by {cap}; {wanted} without it)"
+        elif steps[-1] >= self.maximum:
+            parts[-1] += " (1Ei, the most memory allotment accepts)"
+        else:
+            parts.append(f"x{self.factor:g} after each further OOM kill" + (f", up to {cap}" if cap else ", up to 1Ei"))
+        return "; ".join(parts) + "; any other failure retries with the memory it had"
 
 
 def resolve(

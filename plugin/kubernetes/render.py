@@ -26,8 +26,8 @@ def render(paths: Sequence[Path], settings: Settings, options: Mapping[str, Any]
         factor = resolved.value("retry_memory_factor")
         if factor is not None and factor != 1:
             out["notes"] = [
-                f"retry_memory_factor {factor}: these are the first try's resources; memory x{factor} per retry, "
-                "applied by the engine that runs the pod (Airflow's operators and executors, Argo's podSpecPatch)"
+                f"retry_memory_factor {factor}: these are the first try's resources; memory x{factor} after each OOM kill "
+                "(no other failure), applied by the engine that runs the pod (Airflow's operators and executors, Argo's podSpecPatch)"
             ]
         return out
 
