@@ -3,7 +3,7 @@
 The values come from the core: :func:`allotment.facade.fit_pod` compiles the resolved spec and
 fits it into what the template already has (a value only a default decided yields to the
 template's own; a real conflict is an error), and :meth:`allotment.facade.Resolved.retry_growth`
-says how memory grows on retries. This module only decides where each compiled value goes in
+says how memory grows after OOM kills. This module only decides where each compiled value goes in
 an Argo template:
 
 - the container's ``resources``, ``volumes``, ``volumeMounts``, ``nodeSelector`` and

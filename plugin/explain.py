@@ -16,7 +16,7 @@ from .model import describe_value
 from .policy import Policy
 from .profiles import Profile
 from .quantity import QuantityError, parse_quantity
-from .resolve import Resolved, replace_values
+from .resolve import LADDER_NOTE, Resolved, replace_values
 from .sources import Source, Sourced
 from .targets import TARGETS
 
@@ -110,8 +110,8 @@ def explain(
 
         notes += batch_notes(resolved)
     growth = resolved.retry_growth(policy)
-    if growth is not None:
-        notes.append(f"memory on retries: {growth.describe_ladder()}")
+    if growth is not None and not any(note.startswith(LADDER_NOTE) for note in notes):  # a face may have said it for its engine
+        notes.append(growth.ladder_note())
     if qos:
         notes.insert(0, f"qos {qos}")
     if target is None:

@@ -78,6 +78,11 @@ class TryEnd:
         return cls(bool(data["oom_killed"]), _text(data.get("reason")))
 
 
+def _code(value: object) -> str:
+    """``, exit code N`` (nothing when the record has none)."""
+    return "" if value is None else f", exit code {_text(value, 12)}"
+
+
 def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
@@ -97,7 +102,7 @@ def pod_try_end(pod: Mapping[str, Any], container: str) -> TryEnd | None:
     if terminated:
         reason = terminated.get("reason")
         code = terminated.get("exitCode")
-        said = f"container {_text(container, 63)} terminated: {_text(reason) or 'no reason'}, exit code {_text(code, 12)}"
+        said = f"container {_text(container, 63)} terminated: {_text(reason) or 'no reason'}{_code(code)}"
         if pod_reason:
             said += f" (pod {pod_reason}: {_text(status.get('message'), 120)})"
         return TryEnd(reason == KUBERNETES_OOM_REASON, said)
@@ -125,19 +130,14 @@ def batch_try_end(job: Mapping[str, Any], container: str | None = None) -> TryEn
             if container is not None and entry.get("name") != container:
                 continue
             if entry.get("reason") == KUBERNETES_OOM_REASON:
-                return TryEnd(
-                    True, f"job {status}: container {_text(entry.get('name'), 63)} OOMKilled, exit code {_text(entry.get('exitCode'), 12)}"
-                )
+                return TryEnd(True, f"job {status}: container {_text(entry.get('name'), 63)} OOMKilled{_code(entry.get('exitCode'))}")
         return TryEnd(False, f"job {status}: {_text(last.get('statusReason') or job.get('statusReason')) or 'no reason given'}")
     if attempts:
         last = _mapping(attempts[-1])
         reasons = [last.get("statusReason"), _mapping(last.get("container")).get("reason")]
         for reason in reasons:
             if isinstance(reason, str) and reason.startswith(BATCH_OOM_REASON):
-                code = _mapping(last.get("container")).get("exitCode")
-                return TryEnd(
-                    True, f"job {status}: last attempt {_text(reason)}" + (f", exit code {_text(code, 12)}" if code is not None else "")
-                )
+                return TryEnd(True, f"job {status}: last attempt {_text(reason)}{_code(_mapping(last.get('container')).get('exitCode'))}")
         said = "; ".join(_text(r) for r in reasons if isinstance(r, str) and r)
         return TryEnd(False, f"job {status}: last attempt {said or 'gave no reason'}")
     return TryEnd(False, f"job {status} without an attempt: {_text(job.get('statusReason')) or 'no reason given'}")

@@ -32,7 +32,7 @@ from .sources import Contributions, Source, Sourced
 from .targets import MIG_PROFILE, NVIDIA_GPU
 from .withspec import WithSpec
 
-__all__ = ["LADDER_RUNGS", "SEED_DEFAULTS", "Resolved", "RetryGrowth", "replace_values", "resolve"]
+__all__ = ["LADDER_NOTE", "LADDER_RUNGS", "SEED_DEFAULTS", "Resolved", "RetryGrowth", "replace_values", "resolve"]
 
 SEED_DEFAULTS: Final = Resources.normalized(cpu=1000, memory=4096)
 """Filled in last, only where nothing else set a value: 1 core, 4096 MiB."""
@@ -142,6 +142,10 @@ def _after(oom_kills: int) -> str:
 LADDER_RUNGS: Final = 3
 """How many OOM kills :meth:`RetryGrowth.ladder` shows at most (``explain``)."""
 
+LADDER_NOTE: Final = "memory on retries: "
+"""How the ladder note of ``explain`` starts (:meth:`RetryGrowth.ladder_note`); a face whose
+engine grows memory its own way (Argo) gives its own note, which ``explain`` then shows instead."""
+
 
 @dataclass(frozen=True)
 class RetryGrowth:
@@ -213,7 +217,8 @@ class RetryGrowth:
         for kills, mib in enumerate(steps[1:], 1):
             parts.append(("after an OOM kill: " if kills == 1 else "then ") + describe_value("memory", mib))
         last = len(steps) - 1
-        cap = f"the cap {describe_value('memory', self.cap)} of policy {self.cap_origin or ''}" if self.cap is not None else ""
+        kind = "the runtime cap" if self.runtime else "the cap"  # runtime input: the stricter cap for it
+        cap = f"{kind} {describe_value('memory', self.cap)} of policy {self.cap_origin or ''}" if self.cap is not None else ""
         if self.cap is not None and self.cap < self.memory:
             parts[-1] += f" (no growth: {cap} is below the first try's memory)"
         elif steps[-1] < self.uncapped(last) and self.cap is not None and steps[-1] == self.cap:
@@ -224,6 +229,10 @@ class RetryGrowth:
         else:
             parts.append(f"x{self.factor:g} after each further OOM kill" + (f", up to {cap}" if cap else ", up to 1Ei"))
         return "; ".join(parts) + "; any other failure retries with the memory it had"
+
+    def ladder_note(self, rungs: int = LADDER_RUNGS, *, then: str = "") -> str:
+        """The ``explain`` note: :data:`LADDER_NOTE`, the ladder, and ``then`` (how an engine differs)."""
+        return LADDER_NOTE + self.describe_ladder(rungs) + (f"; {then}" if then else "")
 
 
 def resolve(

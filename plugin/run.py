@@ -394,6 +394,7 @@ class LocalRun:
                 retries=retries,
                 memory_cap_mib=memory_cap_mib,
                 on_try=ended,
+                earlier_oom_kills=0,  # allotment run counts every try itself
                 stdout=out.write_fd,
                 stderr=err.write_fd,
                 env=child_env,

@@ -18,7 +18,7 @@ __all__ = ["render"]
 def render(paths: Sequence[Path], settings: Settings, options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """One document per step that runs on Kubernetes: ``step``, ``file``, then the container
     ``resources`` and the pod's ``volumes``, ``volumeMounts``, ``nodeSelector``, ``tolerations``
-    (the first try's), and ``notes`` when memory grows on retries (the engine that runs the pod
+    (the first try's), and ``notes`` when memory grows after OOM kills (the engine that runs the pod
     applies it). Steps pinned to another backend are skipped with a note on stderr."""
 
     def document(step: Step, resolved: Resolved) -> dict[str, Any]:

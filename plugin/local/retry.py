@@ -103,7 +103,8 @@ def run_with_retries(
             memory = memory_for_try(limits.memory_mib, factor, oom_kills, memory_cap_mib)
             uncapped = memory_for_try(limits.memory_mib, factor, oom_kills)
             if memory != limits.memory_mib:
-                why = f"retry: try {number}, {mib_text(limits.memory_mib)} x {factor:g}^{oom_kills} (earlier OOM kills)"
+                where = f"try {number}, " if number > 1 else "an engine's earlier tries, "
+                why = f"retry: {where}{mib_text(limits.memory_mib)} x {factor:g}^{oom_kills} (earlier OOM kills)"
                 try_limits = limits.with_memory(memory, why)
                 grown = f"memory {mib_text(limits.memory_mib)} -> {mib_text(memory)}"
                 notes.append(f"{grown} after {oom_kills} OOM kill{'' if oom_kills == 1 else 's'} (retry_memory_factor {factor:g})")
