@@ -113,7 +113,10 @@ class LocalMixin(PythonOperator):
         context = getattr(self, _CONTEXT, None) or {}
         resolved = _resolve_for_run(self, context)
         settings = active_settings()
-        for line in describe(resolved):
+        oom_kills = earlier_oom_kills(self, context)  # logs how each earlier try ended
+        # what this try asks for: the run's spec, grown after earlier OOM kills (run_local grows it, from the count)
+        shown = resolved.with_memory_after(oom_kills, settings.policy, try_number=try_number_of(context))
+        for line in describe(shown):
             self.log.info("%s", line)
         try:
             data = dumps(self.python_callable, list(self.op_args), self.op_kwargs)
@@ -122,12 +125,6 @@ class LocalMixin(PythonOperator):
                 f"allotment: task {self.task_id!r}: its callable and arguments must pickle to run in a child process "
                 f"on the local backend ({type(e).__name__}: {e}); pass plain values, not context objects such as ti or dag_run"
             ) from None
-        oom_kills = earlier_oom_kills(self, context)
-        growth = resolved.retry_growth(settings.policy)
-        if oom_kills and growth is not None:
-            grown = resolved.with_memory_after(oom_kills, settings.policy, try_number=try_number_of(context))
-            for note in grown.notes[len(resolved.notes) :]:
-                self.log.info("allotment: note: %s", note)
         try:
             tries = run_local(
                 resolved,

@@ -12,11 +12,12 @@ from typing import Any, Final
 
 from .errors import AllotmentError, FieldError, debug_cause
 from .fields import FIELDS, PARSERS
+from .growth import LADDER_NOTE
 from .model import describe_value
 from .policy import Policy
 from .profiles import Profile
 from .quantity import QuantityError, parse_quantity
-from .resolve import LADDER_NOTE, Resolved, replace_values
+from .resolve import Resolved, replace_values
 from .sources import Source, Sourced
 from .targets import TARGETS
 

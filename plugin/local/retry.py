@@ -2,7 +2,7 @@
 
 Memory for try n = resolved memory x ``retry_memory_factor`` ^ (earlier tries that ended in an
 OOM kill), rounded **up** to whole MiB, held to the caller's cap (a policy's memory cap, in MiB)
-and never below the resolved memory: the core's one rule, :class:`allotment.resolve.RetryGrowth`,
+and never below the resolved memory: the core's one rule, :class:`allotment.growth.RetryGrowth`,
 in float64 as every engine computes it (so 3000 MiB x 1.1 is 3301 MiB here as on Argo). Any other
 failure retries with the memory the try had.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import AllotmentError
-from ..resolve import RetryGrowth
+from ..growth import RetryGrowth
 from .limits import Limits
 from .run import StepResult, run_step
 from .units import mib_text

@@ -301,6 +301,8 @@ def test_an_oom_killed_task_is_retried_by_airflow_with_the_grown_memory_and_succ
     assert re.search(r"allotment: grows +1 cpu, 96Mi +[^\n]*memory: OOM-killed at 96Mi", out)
     assert "allotment: note: earlier try 1: an OOM kill (the local backend): OOMKilled: the step used " in out
     assert "allotment: note: try 2: memory 96Mi -> 192Mi after 1 OOM kill of earlier tries (retry_memory_factor 2.0)" in out
+    assert "allotment: task 'grows' on local: cpu=1, memory=192Mi, retry_memory_factor=2.0" in out  # what try 2 asks for
+    assert "allotment:   memory 192Mi from retry (after 1 OOM kill: 96Mi x 2.0^1)" in out
     assert re.search(r"allotment: grows +1 cpu, 192Mi ", out)  # the second try's row: the grown cap
     assert "Done. Returned value was: 160" in out
 
