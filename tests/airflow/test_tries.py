@@ -41,7 +41,15 @@ def test_a_launch_and_an_end_of_the_same_try_are_kept_together() -> None:
 
 @pytest.mark.parametrize(
     "stored",
-    [None, "not json", 5, [1], {"tries": "x"}, {"tries": {"a": {}, "-1": {}, "1" * 12: {}, "2": "x"}}, {"tries": {"1": {"end": {"oom_killed": "yes"}}}}],
+    [
+        None,
+        "not json",
+        5,
+        [1],
+        {"tries": "x"},
+        {"tries": {"a": {}, "-1": {}, "1" * 12: {}, "2": "x"}},
+        {"tries": {"1": {"end": {"oom_killed": "yes"}}}},
+    ],
 )
 def test_an_unreadable_record_counts_no_oom_kill(stored: Any) -> None:
     store = StateStore()
