@@ -27,10 +27,11 @@ and the memory growth of a retry reach that pod through Airflow's own scheduler-
    (:meth:`Resolved.with_memory_after <allotment.facade.Resolved.with_memory_after>`, the one
    rule for growth), the reason in the scheduler's log.
 4. **When the task starts in its pod**, a pre-execute check resolves the spec for the run and
-   try once more (reading the same record, so with the same count), logs what the pod asks for and why, and fails the task for good
-   (``AirflowFailException``, no retry) when the run's conf is bad or breaks the policy. The
-   scheduler's hook does not raise for such a conf (it must never stop the scheduler): it
-   leaves the parsed ``pod_override``, so nothing from the run reaches the pod, and logs why.
+   try once more (reading the same record, so with the same count), logs what the pod asks for
+   and why, and fails the task for good (``AirflowFailException``, no retry) when the run's conf
+   is bad or breaks the policy. The scheduler's hook does not raise for such a conf (it must
+   never stop the scheduler): it leaves the parsed ``pod_override``, so nothing from the run
+   reaches the pod, and logs why.
 """
 
 from __future__ import annotations

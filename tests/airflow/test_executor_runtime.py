@@ -1,10 +1,10 @@
-"""A run's conf overrides and the memory growth of a retry reach the KubernetesExecutor's worker pod
-(issue 10, scope 3), through Airflow's own scheduler-side mechanism: the task instances of a run
-are created with ``get_or_create_dagrun`` (so the registered ``task_instance_mutation_hook`` runs
-with the ``dag_run``), and each try's pod is built and sent by the executor itself
-(``KubernetesExecutor.execute_async`` then ``AirflowKubernetesScheduler.run_next``, which calls
-``PodGenerator.construct_pod`` and the pod mutation hooks) to the stand-in API server
-(``fake_kube_api.py``). Everything runs in a subprocess with an environment of its own
+"""A run's conf overrides and the memory growth after an OOM kill (issue 12) reach the
+KubernetesExecutor's worker pod (issue 10, scope 3), through Airflow's own scheduler-side
+mechanism: the task instances of a run are created with ``get_or_create_dagrun`` (so the
+registered ``task_instance_mutation_hook`` runs with the ``dag_run``), and each try's pod is
+built and sent by the executor itself (``KubernetesExecutor.execute_async`` then
+``AirflowKubernetesScheduler.run_next``, which calls ``PodGenerator.construct_pod`` and the pod
+mutation hooks) to the stand-in API server (``fake_kube_api.py``). Everything runs in a subprocess with an environment of its own
 (``run_executor_e2e.py``). A bad conf leaves the DAG file's pod and fails the task for good when
 it starts (``dag.test()`` runs the task's code, and its pre-execute check, in-process).
 """
