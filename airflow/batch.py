@@ -20,7 +20,8 @@ It is :class:`~allotment.airflow.operators.ResourcesMixin` on the provider's ope
 rule of the Kubernetes face holds: ``resources=`` in allotment's or Airflow's form, a spec from
 ``step=`` (``@resources``/``@batch``), ``default_args["allotment"]``, the deployment's ``with``
 (``ALLOTMENT_WITH=batch:memory=64Gi`` or ``[allotment] with``), ``dag_run.conf["allotment"]``,
-the policy and ``retry_memory_factor`` (try N asks for memory x factor^(N-1)).
+the policy and ``retry_memory_factor`` (a try asks for memory x factor^(earlier tries whose job's
+last attempt stopped with ``OutOfMemoryError``); any other failure retries with the same memory).
 
 Arguments beyond the provider's: ``platform=`` (``ec2``, the default; ``fargate``; ``eks``,
 which a ``@batch(platform=...)`` may give too; they must agree), ``eks_container=`` (on
@@ -37,8 +38,9 @@ What happens where:
   ``resourceRequirements`` is the DAG file's import error. Disk on EC2 is an
   :class:`~allotment.awsbatch.AllotmentWarning` (the launch template sizes it).
 * **Execute** (each try): the spec is resolved again with the run's ``dag_run.conf`` and the
-  try number and compiled; a bad conf fails the task (no retry) before any AWS API call. The
-  task log says what the job asks for and why. Then, only when the spec needs a job-definition
+  OOM kills of earlier tries (``describe_jobs`` of their jobs, :mod:`allotment.airflow.batch_tries`)
+  and compiled; a bad conf fails the task (no retry) before any AWS API call. The task log says
+  what the job asks for and why (and how each earlier try ended). Then, only when the spec needs a job-definition
   field (``shared_memory`` on EC2, disk on Fargate, ``/dev/shm`` on EKS), the base
   ``job_definition`` is described and a content-hashed revision of it is found or registered
   (:func:`allotment.jobdefs.ensure_job_definition`: idempotent, one revision per content);
@@ -133,6 +135,18 @@ class BatchOperator(ResourcesMixin, _BatchOperator):
         if error is not None:
             object.__setattr__(self, ERROR_ATTR, error)  # the first error is the one to report
             object.__setattr__(self, ATTR, None)
+
+    def submit_job(self, context: Any) -> Any:
+        """The provider's submit, then the job id kept for the tries after this one
+        (:mod:`allotment.airflow.batch_tries` asks AWS Batch how the job ended)."""
+        submitted = super().submit_job(context)
+        spec = task_spec(self)
+        if spec is not None and spec.target == JOB and self.job_id:
+            from .batch_tries import JOB_KEY
+            from .tries import record_launch
+
+            record_launch(context, {JOB_KEY: str(self.job_id)})
+        return submitted
 
     def execute(self, context: Any) -> Any:
         error = deferred_error(self)

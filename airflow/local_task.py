@@ -37,9 +37,11 @@ local backend under the Local or Celery executor (docs/design.md §8): allotment
 calls :func:`run_here` for it. Tasks with an ``execute_callable`` of their own (``@task.virtualenv``,
 ``@task.external_python``, ...) are left as they are.
 
-Retries: each Airflow try is a new process, so memory grows after OOM kills only as far as
-:func:`earlier_oom_kills` counts them (the seam where the count across tries is wired; for now it
-counts none, and every try asks for the resolved memory). Within one try nothing retries.
+Retries: each Airflow try is a new process. Memory grows only after OOM kills (docs/design.md
+§7.3): each try keeps how it ended (an OOM kill is the local backend's memory-cap kill) in
+Airflow's task state store, and a try asks for the resolved memory x ``retry_memory_factor`` ^
+(earlier tries that ended in an OOM kill), held to the policy's cap (:func:`earlier_oom_kills`,
+:func:`record_local_end`, :mod:`allotment.airflow.tries`). Within one try nothing retries.
 """
 
 from __future__ import annotations
@@ -53,14 +55,24 @@ from airflow.providers.standard.decorators.python import _PythonDecoratedOperato
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk.bases.decorator import _TaskDecorator
 from airflow.sdk.exceptions import AirflowFailException
-from allotment.facade import AllotmentError, Resolved, Source, local_table, run_local, spec_of
+from allotment.facade import AllotmentError, Resolved, Source, local_table, local_try_end, run_local, spec_of
 
 from .config import active_settings
 from .local_child import call, dumps
 from .runtime import conf_specs, describe
 from .tasks import ATTR, TaskSpec, airflow_resources, defaults_from, resources_from_airflow, task_spec
+from .tries import earlier_tries, record_end, try_number_of
 
-__all__ = ["LOCAL", "LocalDecoratedOperator", "LocalMixin", "allotment_task", "earlier_oom_kills", "run_here", "task_backend"]
+__all__ = [
+    "LOCAL",
+    "LocalDecoratedOperator",
+    "LocalMixin",
+    "allotment_task",
+    "earlier_oom_kills",
+    "record_local_end",
+    "run_here",
+    "task_backend",
+]
 
 LOCAL: Final = "local"
 """The :class:`~allotment.airflow.tasks.TaskSpec` target of a task whose callable runs on the local backend."""
@@ -71,10 +83,19 @@ _CONTEXT: Final = "_allotment_context"
 def earlier_oom_kills(task: Any, context: Mapping[str, Any]) -> int:
     """How many earlier Airflow tries of this task instance ended in an OOM kill on the local backend.
 
-    The seam for the count across tries (each try is a new process): memory for this try is the
-    resolved memory x ``retry_memory_factor`` ^ this count, held to the policy's cap. Nothing is
-    persisted between tries yet, so this counts none."""
-    return 0
+    Each try is a new process: the count comes from the record every try keeps in Airflow's task
+    state store (:mod:`allotment.airflow.tries`; :func:`record_local_end` writes it when a try
+    ends). Memory for this try is the resolved memory x ``retry_memory_factor`` ^ this count,
+    held to the policy's cap; the task log names each earlier try and how it ended."""
+    earlier = earlier_tries(task, context)
+    for note in earlier.notes():
+        task.log.info("allotment: note: %s", note)
+    return earlier.oom_kills
+
+
+def record_local_end(context: Mapping[str, Any], result: Any) -> None:
+    """Keep how this try ended on the local backend (a :class:`~allotment.local.StepResult`), for the tries after it."""
+    record_end(context, local_try_end(str(result.outcome), result.reason), by="the local backend")
 
 
 class LocalMixin(PythonOperator):
@@ -92,7 +113,10 @@ class LocalMixin(PythonOperator):
         context = getattr(self, _CONTEXT, None) or {}
         resolved = _resolve_for_run(self, context)
         settings = active_settings()
-        for line in describe(resolved):
+        oom_kills = earlier_oom_kills(self, context)  # logs how each earlier try ended
+        # what this try asks for: the run's spec, grown after earlier OOM kills (run_local grows it, from the count)
+        shown = resolved.with_memory_after(oom_kills, settings.policy, try_number=try_number_of(context))
+        for line in describe(shown):
             self.log.info("%s", line)
         try:
             data = dumps(self.python_callable, list(self.op_args), self.op_kwargs)
@@ -107,7 +131,7 @@ class LocalMixin(PythonOperator):
                 call,
                 (data,),
                 policy=settings.policy,
-                earlier_oom_kills=earlier_oom_kills(self, context),
+                earlier_oom_kills=oom_kills,
                 on_output=lambda line: self.log.info("%s", line),
             )
         except AllotmentError as e:  # it could not start here (too few GPUs...): no retry helps
@@ -116,6 +140,7 @@ class LocalMixin(PythonOperator):
         for line in local_table(tries.tries).splitlines():
             self.log.info("allotment: %s", line)
         final = tries.final
+        record_local_end(context, final)
         if not final.ok:
             self.log.error("allotment: task %r %s: %s", self.task_id, final.outcome.replace("_", "-"), final.reason)
             if final.traceback:

@@ -16,10 +16,12 @@
 BaseOperator form ``{"cpus", "ram", "disk", "gpus"}``. **Airflow documents ``ram`` and ``disk``
 in MB; allotment reads them as MiB.** Airflow's own ``resources`` attribute stays filled with
 the resolved values (``cpus`` in cores, ``ram``/``disk`` in MiB) for serialization and the UI.
-``retry_memory_factor=`` grows memory on each retry (try N: memory x factor^(N-1), whole MiB,
-capped by the policy). A ``@resources``/``@kubernetes`` spec on the task's callable is read too,
-and ``step=`` names a decorated function whose spec the operator takes (an operator with no
-callable of its own: ``KubernetesPodOperator(task_id="train", step=train, ...)``).
+``retry_memory_factor=`` grows memory after each OOM kill (a try asks for memory x
+factor^(earlier tries of the task instance that ended ``OOMKilled``), whole MiB, capped by the
+policy; any other failure retries with the same memory: :mod:`allotment.airflow.tries`). A
+``@resources``/``@kubernetes`` spec on the task's callable is read too, and ``step=`` names a
+decorated function whose spec the operator takes (an operator with no callable of its own:
+``KubernetesPodOperator(task_id="train", step=train, ...)``).
 
 What happens where:
 
@@ -27,12 +29,13 @@ What happens where:
   ``default_args["allotment"]`` and the seed defaults fill gaps, the policy checks): a bad spec,
   a policy violation or a clash with the operator's own arguments is that file's import error.
 * When the task runs, :meth:`ResourcesMixin.execute` resolves again with the run's
-  ``dag_run.conf["allotment"]``, the try number and the operator's pod settings as rendered,
+  ``dag_run.conf["allotment"]``, the OOM kills of earlier tries and the operator's pod settings as rendered,
   logs what it asks for and why, and fails the task (no retry) on a bad conf, before any pod
   request. ``build_pod_request_obj`` then builds the pod from the operator's own settings and its
   pod template, with what they ask for taken as step sources and the rest kept and merged
   (:mod:`allotment.airflow.pods`, docs/design.md §2, §3); the attributes themselves are left as
-  the user gave them.
+  the user gave them. When the try ends, the operator's ``cleanup`` keeps how its pod ended
+  (``OOMKilled`` or not) in Airflow's task state store for the tries after it.
 * On a KubernetesPodOperator the spec sizes the pod it launches; on a BatchOperator the Batch
   job it submits. On any other operator (the mixin on e.g. a PythonOperator) it sizes the
   task's own worker on the KubernetesExecutor or the AwsBatchExecutor
@@ -119,6 +122,17 @@ class ResourcesMixin(BaseOperator):
                 self, context, lambda resolved: pod_arguments(self, resolved, active_settings(), running=True), before="any pod request"
             )
         return super().execute(context)
+
+    def cleanup(self, pod: Any, remote_pod: Any, xcom_result: Any = None, context: Any = None) -> Any:
+        """A pod operator's cleanup at the end of a try (sync and deferrable): first keep how the
+        try's pod ended, for the memory of the tries after it (:mod:`allotment.airflow.pod_tries`;
+        a pod admitted although its creation failed is deleted), then the provider's cleanup."""
+        spec = task_spec(self)
+        if spec is not None and spec.target == POD and context:
+            from .pod_tries import record_pod_end
+
+            record_pod_end(self, context, pod, remote_pod)
+        return super().cleanup(pod=pod, remote_pod=remote_pod, xcom_result=xcom_result, context=context)  # type: ignore[misc]
 
     def build_pod_request_obj(self, context: Any = None, *, dry_run: bool = False) -> Any:
         """The operator's pod, with the spec merged in (sync, deferrable and dry runs all build here)."""

@@ -1,5 +1,5 @@
-"""Resolving an Airflow task's spec: as parsed, or for one run and try (its ``dag_run.conf`` and try
-number), with what the task launches checked and the outcome logged.
+"""Resolving an Airflow task's spec: as parsed, or for one run and try (its ``dag_run.conf`` and the
+OOM kills of its earlier tries), with what the task launches checked and the outcome logged.
 
 This is the one path every caller takes: the operator when the DAG file is parsed and when it
 runs, the scheduler's hooks for a worker on the KubernetesExecutor, ``render --target airflow``
@@ -18,9 +18,10 @@ from .config import active_settings
 from .failures import fail
 from .pods import pod_settings
 from .runtime import describe, resolve_for_run
-from .tasks import POD, WORKER, TaskSpec, task_spec
+from .tasks import JOB, POD, WORKER, TaskSpec, task_spec
+from .tries import Earlier, earlier_tries, try_number_of
 
-__all__ = ["MAPPED_NOTE", "resolve_at_execute", "resolve_spec", "resolve_task", "task_sources"]
+__all__ = ["MAPPED_NOTE", "earlier_of", "resolve_at_execute", "resolve_spec", "resolve_task", "task_sources"]
 
 T = TypeVar("T")
 
@@ -48,14 +49,16 @@ def resolve_spec(
     *,
     conf: Any = None,
     try_number: int = 1,
+    oom_kills: int = 0,
     task_ids: Collection[str] | None = None,
     more: Sequence[tuple[Resources, Source]] = (),
     notes: Sequence[str] = (),
 ) -> Resolved:
-    """``spec`` resolved under ``settings`` for a run's ``conf`` and try ``try_number``, with the
-    sources ``more`` read from the task, and ``notes`` added (a mapped task says so)."""
+    """``spec`` resolved under ``settings`` for a run's ``conf`` and try ``try_number`` after
+    ``oom_kills`` earlier OOM kills, with the sources ``more`` read from the task, and ``notes``
+    added (a mapped task says so)."""
     try:
-        resolved = resolve_for_run(spec, settings, conf=conf, try_number=try_number, task_ids=task_ids, more=more)
+        resolved = resolve_for_run(spec, settings, conf=conf, try_number=try_number, oom_kills=oom_kills, task_ids=task_ids, more=more)
     except AllotmentError as e:
         raise e.with_context(step=spec.task_id) from e
     extra = [*notes, *spec.notes, *([MAPPED_NOTE] if spec.mapped else [])]
@@ -69,9 +72,10 @@ def resolve_task(
     *,
     conf: Any = None,
 ) -> Resolved:
-    """A task's spec, for one run and try when ``context`` is given (its ``dag_run.conf`` and
-    ``ti.try_number``; the task's template fields are rendered then), else as parsed, or as a run
-    with ``conf`` would get it (``allotment explain --conf``)."""
+    """A task's spec, for one run and try when ``context`` is given (its ``dag_run.conf``, and
+    the earlier tries of its task instance that ended in an OOM kill, :func:`earlier_of`; the
+    task's template fields are rendered then), else as parsed, or as a run with ``conf`` would
+    get it (``allotment explain --conf``)."""
     from .mapped import probe_of
 
     task = probe_of(task) or task
@@ -81,13 +85,33 @@ def resolve_task(
     settings = settings or active_settings()
     dag = (context or {}).get("dag") or getattr(task, "dag", None)
     task_ids = set(dag.task_ids) if dag is not None else None
-    try_number = 1
+    try_number, oom_kills = 1, 0
+    more, notes = task_sources(task, spec, running=bool(context))
     if context:
         dag_run = context.get("dag_run")
         conf = getattr(dag_run, "conf", None) if dag_run is not None else None
-        try_number = getattr(context.get("ti"), "try_number", 1) or 1
-    more, notes = task_sources(task, spec, running=bool(context))
-    return resolve_spec(spec, settings, conf=conf, try_number=try_number, task_ids=task_ids, more=more, notes=notes)
+        try_number = try_number_of(context)
+        earlier = earlier_of(task, spec, context)
+        oom_kills = earlier.oom_kills
+        notes = (*notes, *earlier.notes())
+    return resolve_spec(spec, settings, conf=conf, try_number=try_number, oom_kills=oom_kills, task_ids=task_ids, more=more, notes=notes)
+
+
+def earlier_of(task: Any, spec: TaskSpec, context: Mapping[str, Any]) -> Earlier:
+    """What this try of ``task`` knows of the earlier tries of its task instance (:mod:`allotment.airflow.tries`):
+    a pod task asks the Kubernetes API about an earlier try's pod whose end is not recorded, a
+    BatchOperator ``describe_jobs`` about an earlier try's job; a KubernetesExecutor worker reads
+    what the scheduler recorded when it built the worker pod."""
+    learn = None
+    if spec.target == POD:
+        from .pod_tries import learn_from_pods
+
+        learn = learn_from_pods(task, context)
+    elif spec.target == JOB:
+        from .batch_tries import learn_from_jobs
+
+        learn = learn_from_jobs(task)
+    return earlier_tries(task, context, learn)
 
 
 def resolve_at_execute(task: Any, context: Any, check: Callable[[Resolved], T], *, before: str) -> tuple[Resolved, T]:

@@ -1,4 +1,4 @@
-"""Runtime overrides from ``dag_run.conf["allotment"]`` (docs/design.md §6, §7), and retries.
+"""Runtime overrides from ``dag_run.conf["allotment"]`` (docs/design.md §6, §7), and memory growth after OOM kills.
 
 ::
 
@@ -68,15 +68,18 @@ def resolve_for_run(
     *,
     conf: Any = None,
     try_number: int = 1,
+    oom_kills: int = 0,
     task_ids: Collection[str] | None = None,
     more: Sequence[tuple[Resources, Source]] = (),
 ) -> Resolved:
     """The task's spec for one try of one run: the run's conf overrides, then the memory growth
-    of ``retry_memory_factor`` for try ``try_number`` (capped by the policy). ``more``: step
-    sources read from the task's own pod settings now."""
+    of ``retry_memory_factor`` after the ``oom_kills`` earlier tries of the task instance that
+    ended in an OOM kill (the core's rule, capped by the policy; :mod:`allotment.airflow.tries`
+    counts them). ``try_number`` names the try in the notes. ``more``: step sources read from
+    the task's own pod settings now."""
     withs, sets = conf_specs(conf, task_ids=task_ids)
     resolved = spec.resolve(settings, withs=withs, sets=sets, more=more)
-    return resolved.with_memory_for_try(max(1, int(try_number or 1)), settings.policy)
+    return resolved.with_memory_after(oom_kills, settings.policy, try_number=max(1, int(try_number or 1)))
 
 
 def describe(resolved: Resolved) -> list[str]:

@@ -16,14 +16,22 @@ and the memory growth of a retry reach that pod through Airflow's own scheduler-
    carries an annotation (:data:`ANNOTATION`) with the spec and the run's allotment block.
 3. **When the executor builds the pod for a try** (``PodGenerator.construct_pod``, which runs the
    pod mutation hooks last), ``pod_mutation_hook`` reads that annotation and the pod's own
-   ``try_number`` annotation, takes the annotation off, and resolves the spec for that try
-   (:meth:`Resolved.with_memory_for_try <allotment.resolve.Resolved.with_memory_for_try>`, the
-   one rule for growth): the base container gets that try's memory.
+   ``try_number`` annotation and takes the annotation off. For a retry of a task whose memory
+   grows, it counts the earlier tries that ended in an OOM kill (docs/design.md §7.3): the record
+   in Airflow's task state store (:mod:`allotment.airflow.tries`), completed from the earlier
+   tries' worker pods, which the executor keeps when they fail (``[kubernetes_executor]
+   delete_worker_pods_on_failure`` is False by default; a deleted one counts as no OOM kill): a
+   base container that terminated ``OOMKilled`` is an OOM kill, any other end is not. What it
+   learns goes back into the record (through Airflow's state backend: the scheduler has no task
+   context), and the base container gets the memory grown once per OOM kill
+   (:meth:`Resolved.with_memory_after <allotment.facade.Resolved.with_memory_after>`, the one
+   rule for growth), the reason in the scheduler's log.
 4. **When the task starts in its pod**, a pre-execute check resolves the spec for the run and
-   try once more, logs what the pod asks for and why, and fails the task for good
-   (``AirflowFailException``, no retry) when the run's conf is bad or breaks the policy. The
-   scheduler's hook does not raise for such a conf (it must never stop the scheduler): it
-   leaves the parsed ``pod_override``, so nothing from the run reaches the pod, and logs why.
+   try once more (reading the same record, so with the same count), logs what the pod asks for
+   and why, and fails the task for good (``AirflowFailException``, no retry) when the run's conf
+   is bad or breaks the policy. The scheduler's hook does not raise for such a conf (it must
+   never stop the scheduler): it leaves the parsed ``pod_override``, so nothing from the run
+   reaches the pod, and logs why.
 """
 
 from __future__ import annotations
@@ -32,15 +40,26 @@ import dataclasses
 import json
 import logging
 from collections.abc import Collection, Mapping
+from datetime import UTC
 from typing import Any, Final
 
-from allotment.facade import TARGETS, AllotmentError, compile_pod
+from allotment.facade import TARGETS, AllotmentError, TryEnd, compile_pod, pod_try_end
 
 from .config import active_settings
 from .kube import pod_from_dict, to_dict
 from .tasks import WORKER, TaskSpec
+from .tries import Earlier, Learner, TryEntry, count_earlier
 
-__all__ = ["ANNOTATION", "RECIPE", "for_run", "install_check", "mutate_task_instance", "mutate_worker_pod", "with_recipe"]
+__all__ = [
+    "ANNOTATION",
+    "RECIPE",
+    "earlier_worker_tries",
+    "for_run",
+    "install_check",
+    "mutate_task_instance",
+    "mutate_worker_pod",
+    "with_recipe",
+]
 
 RECIPE: Final = "allotment"
 """``executor_config[RECIPE]``: the spec as plain data and the user's own ``pod_override``."""
@@ -150,8 +169,19 @@ def mutate_worker_pod(pod: Any) -> None:
     from .resolution import resolve_spec
 
     spec = TaskSpec.from_data(data["spec"])
-    resolved = resolve_spec(spec, active_settings(), conf=data.get("conf"), try_number=try_number)
-    parts = compile_pod(resolved, active_settings().profile)
+    settings = active_settings()
+    if resolve_spec(spec, settings, conf=data.get("conf")).retry_growth(settings.policy) is None:
+        return  # memory does not grow: the run's pod_override is the pod
+    task_id = annotations.get("task_id")
+    earlier = earlier_worker_tries(pod, try_number)
+    for line in earlier.lines:
+        log.info("allotment: task %s, worker pod of try %s: earlier %s", task_id, try_number, line)
+    if earlier.oom_kills == 0:
+        return  # no OOM kill before this try: the run's pod_override is the pod
+    resolved = resolve_spec(spec, settings, conf=data.get("conf"), try_number=try_number, oom_kills=earlier.oom_kills)
+    for note in resolved.notes:
+        log.info("allotment: task %s, worker pod of try %s: %s", task_id, try_number, note)
+    parts = compile_pod(resolved, settings.profile)
     key = str(TARGETS["memory"].kubernetes)
     memory = parts.resources.requests.get(key) if parts.resources is not None else None
     containers = getattr(getattr(pod, "spec", None), "containers", None) or []
@@ -164,6 +194,72 @@ def mutate_worker_pod(pod: Any) -> None:
     current.requests = {**(current.requests or {}), key: memory}
     current.limits = {**(current.limits or {}), key: memory}
     base.resources = current
+
+
+class _SchedulerStore:
+    """The task state store of one task instance, from the scheduler (no task is running there):
+    Airflow's state backend, with values as JSON text, exactly as the execution API keeps what a
+    task writes (``context["task_state_store"]`` reads them back)."""
+
+    def __init__(self, scope: Any) -> None:
+        self.scope = scope
+
+    def get(self, key: str, default: Any = None) -> Any:
+        from airflow.state import get_state_backend
+
+        value = get_state_backend().get(self.scope, key)
+        return default if value is None else json.loads(value)
+
+    def set(self, key: str, value: Any) -> None:
+        from datetime import datetime, timedelta
+
+        from airflow.configuration import conf
+        from airflow.state import get_state_backend
+
+        days = conf.getint("state_store", "default_retention_days", fallback=30)
+        expires = datetime.now(tz=UTC) + timedelta(days=days) if days > 0 else None
+        get_state_backend().set(self.scope, key, json.dumps(value), expires_at=expires)
+
+
+def _worker_pods_learner(pod: Any) -> Learner:
+    """Ask the Kubernetes API how earlier tries ended, by the earlier worker pods of the task
+    instance (the executor keeps failed ones unless ``delete_worker_pods_on_failure``)."""
+
+    def learn(missing: Mapping[int, TryEntry]) -> dict[int, tuple[TryEnd, str]]:
+        from airflow.providers.cncf.kubernetes.kube_client import get_kube_client
+
+        labels = pod.metadata.labels or {}
+        wanted = {k: labels[k] for k in ("dag_id", "task_id", "run_id", "map_index") if k in labels}
+        selector = ",".join(f"{k}={v}" for k, v in sorted({**wanted, "kubernetes_executor": "True"}.items()))
+        found = get_kube_client().list_namespaced_pod(namespace=pod.metadata.namespace, label_selector=selector).items or []
+        out: dict[int, tuple[TryEnd, str]] = {}
+        for earlier in found:
+            text = str((earlier.metadata.labels or {}).get("try_number", ""))
+            number = int(text) if text.isdigit() and len(text) < 10 else 0
+            if number not in missing:
+                continue
+            end = pod_try_end(to_dict(earlier), "base")
+            if end is not None and (number not in out or end.oom_killed):
+                out[number] = (end, f"worker pod {earlier.metadata.name}")
+        return out
+
+    return learn
+
+
+def earlier_worker_tries(pod: Any, try_number: int) -> Earlier:
+    """What the worker pod of try ``try_number`` (being built) knows of the earlier tries of its
+    task instance: the record in the task state store, completed from the earlier worker pods."""
+    from airflow.state import TaskScope
+
+    annotations = pod.metadata.annotations or {}
+    map_index = str(annotations.get("map_index", "-1"))
+    scope = TaskScope(
+        dag_id=str(annotations.get("dag_id")),
+        run_id=str(annotations.get("run_id")),
+        task_id=str(annotations.get("task_id")),
+        map_index=int(map_index) if map_index.lstrip("-").isdigit() else -1,
+    )
+    return count_earlier(_SchedulerStore(scope), try_number, _worker_pods_learner(pod))
 
 
 def install_check(task: Any) -> None:

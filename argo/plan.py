@@ -3,7 +3,7 @@
 The values come from the core: :func:`allotment.facade.fit_pod` compiles the resolved spec and
 fits it into what the template already has (a value only a default decided yields to the
 template's own; a real conflict is an error), and :meth:`allotment.facade.Resolved.retry_growth`
-says how memory grows on retries. This module only decides where each compiled value goes in
+says how memory grows after OOM kills. This module only decides where each compiled value goes in
 an Argo template:
 
 - the container's ``resources``, ``volumes``, ``volumeMounts``, ``nodeSelector`` and
@@ -19,8 +19,9 @@ an Argo template:
   through :func:`allotment.argo.retry.parameter_value`, an expression that validates it and
   gives a whole number of its unit (a plain memory number is MiB, ``-p train-memory=65536`` is
   64 GiB), or fails the node, up to :func:`allotment.argo.retry.parameter_bound`;
-- with ``retry_memory_factor`` the patch's memory grows with ``{{retries}}``
-  (:mod:`allotment.argo.retry`) and the template gets a ``retryStrategy`` unless it has one.
+- with ``retry_memory_factor`` the patch's memory grows after OOM kills, from ``retries`` and
+  ``lastRetry.*`` (:mod:`allotment.argo.retry`: the closest count Argo allows, which never loses
+  growth) and the template gets a ``retryStrategy`` unless it has one.
   The growth and its cap are the core's rule; a memory that a submit parameter can set is
   runtime input (``runtime_input=overridable``), so the stricter cap for runtime input holds it.
 """
@@ -114,7 +115,12 @@ def plan_template(
         held = growth.cap if growth.cap is not None else growth.maximum
         memory_value = memory_expression(base, growth.factor, held, memory_bound)
         cap = f", up to the policy cap {describe_value('memory', growth.cap)}" if growth.cap else ""
-        notes.append(f"memory x{resolved.value('retry_memory_factor')} per retry{cap}")
+        factor = resolved.value("retry_memory_factor")
+        notes.append(
+            f"memory x{factor}^retries after an OOM-killed attempt, x{factor}^(retries-1) after any other failure{cap} "
+            "(Argo shows an attempt only the last one before it: the closest count of OOM kills that never loses growth; "
+            "docs/design.md §7.3)"
+        )
     elif "memory" in refs:
         memory_value = refs["memory"]
 

@@ -1,5 +1,6 @@
 """Argo expressions for resource quantities: submit-time parameters, validated inside Argo, and
-memory that grows with Argo's ``{{retries}}`` (``retry_memory_factor``, docs/design.md §7).
+memory that grows after OOM kills, from Argo's ``retries`` and ``lastRetry.*`` (``retry_memory_factor``,
+docs/design.md §7.3).
 
 **Submit parameters are hostile input (docs/design.md §7.2).** Argo substitutes ``{{...}}`` tags into the
 template's JSON text with one level of escaping (argo-workflows ``util/template``:
@@ -28,23 +29,42 @@ The range is ``1m``/``1Mi`` (``0`` for a GPU count) up to the **bound**
 works), and without a cap the core's limits (:data:`allotment.fields.MAX_MILLICORES`,
 the core's hard maximum (1 EiB), :data:`~allotment.fields.MAX_GPU`).
 
-**Memory that grows on retries.** Argo fills ``retries`` (0 on the first attempt, 1 on the
-first retry, ...) in a template's ``podSpecPatch`` when the template has a ``retryStrategy``.
-The patch sets the main container's memory request and limit to (:func:`memory_expression`)::
+**Memory that grows after OOM kills** (docs/design.md §7.3). Argo fills ``retries`` (0 on the
+first attempt, 1 on the first retry, ...) and ``lastRetry.exitCode``, ``.status``,
+``.duration``, ``.message`` (of the attempt before: ``"0"``, ``""``, ``"0"``, ``""`` on the first)
+in a template's ``podSpecPatch`` when the template has a ``retryStrategy`` (``operator.go``
+``executeTemplate``, v3.7 and later). An OOM-killed main container fails its node with the
+message ``main: OOMKilled (exit code 137)`` (``inferFailedReason``: ``<container>: <reason> (exit
+code <n>)``, then ``: <termination message>`` when the container wrote one). The patch sets the
+main container's memory request and limit to (:func:`memory_expression`)::
 
-    {{=int(min(ceil(MIB * FACTOR ** asInt(retries)), CAP))}}Mi                    # compiled memory
-    {{=int(map([M], {max(min(ceil(# * FACTOR ** asInt(retries)), CAP), #)})[0])}}Mi
-                                                                                  # memory from a parameter
+    {{=int(min(ceil(MIB * FACTOR ** (OOM ? asInt(retries) : max(asInt(retries) - 1, 0))), CAP))}}Mi
+                                                                          # compiled memory
+    {{=int(map([M], {max(min(ceil(# * FACTOR ** (...)), CAP), #)})[0])}}Mi # memory from a parameter
+
+    OOM = lastRetry.status == 'Failed' and lastRetry.message startsWith 'main: OOMKilled ('
 
 ``MIB`` is the compiled memory in MiB; ``M`` is the validated ``<template>-memory`` parameter in
 MiB (as above: it fails the node unless it is a quantity within its bound). ``CAP`` is the
 memory cap in MiB (``Policy.memory_cap``, chosen by :mod:`allotment.argo.plan`), or
-the core's hard maximum (1 EiB) without one, and never below attempt 0's memory. So attempt
-``n`` asks for ``memory x factor^n`` rounded up to whole MiB and held to the cap, but never
-below the attempt-0 memory: what the core's :meth:`allotment.resolve.Resolved.with_memory_for_try`
-gives for try ``n + 1``, which computes in float64 as expr-lang does (so ``110 x 1.1`` is 122
-MiB in both, one more than the exact 121). Go's ``math.Pow`` and C's ``pow`` can differ in the
-last bit for exponents of 3 and more, which in rare cases moves the rounded-up size by 1 MiB.
+the core's hard maximum (1 EiB) without one, and never below attempt 0's memory.
+
+**Where Argo differs from the rule.** Argo shows an attempt only the last attempt before it, so
+it cannot count the earlier attempts that were OOM kills. The exponent is the core's closest safe
+count (:func:`allotment.facade.argo_oom_kills`): ``retries`` after an OOM kill, else ``retries -
+1`` (0 on the first retry). It never counts fewer OOM kills than there were, so an OOM kill
+followed by an eviction keeps its growth, and a first retry after an eviction, a lost node or a
+plain error keeps its memory; but each attempt before the last one that failed some other way
+counts as an OOM kill too (two evictions in a row, then a third attempt: grown once). The policy
+cap bounds that. Only the controller's own prefix of the message is read: the termination message
+after it is written by the workload, and a workload that writes ``OOMKilled`` there (or kills
+itself with SIGKILL, exit code 137) does not make its node look OOM-killed; no ``lastRetry`` value
+is ever written into the patch. So attempt ``n`` asks for ``memory x factor^k`` (``k`` that count)
+rounded up to whole MiB and held to the cap, but never below the attempt-0 memory: what the
+core's :meth:`allotment.resolve.Resolved.with_memory_after` gives for ``k`` OOM kills, which
+computes in float64 as expr-lang does (so ``110 x 1.1`` is 122 MiB in both, one more than the
+exact 121). Go's ``math.Pow`` and C's ``pow`` can differ in the last bit for exponents of 3 and
+more, which in rare cases moves the rounded-up size by 1 MiB.
 
 Caveats, from Argo's source and issue tracker (verify on your Argo version):
 
@@ -55,8 +75,9 @@ Caveats, from Argo's source and issue tracker (verify on your Argo version):
 - argoproj/argo-workflows#5388: ``{{retries}}`` in ``podSpecPatch`` was not updated between
   attempts (fixed); #10362 and #12941: combining ``retries`` with workflow or input parameters
   in ``podSpecPatch`` failed with "Error applying PodSpecPatch" (closed); #10364:
-  ``lastRetry.*`` in ``podSpecPatch``, fixed in v3.7.0 (commit 81130fbd58, PR #14450), so
-  before 3.7 growth can only key on the attempt number, not on the reason the last attempt failed.
+  ``lastRetry.*`` in ``podSpecPatch``, fixed in v3.7.0 (commit 81130fbd58, PR #14450). Before
+  3.7 ``lastRetry.*`` is never filled, so the expression stays unresolved and the retried node
+  fails with "Error applying PodSpecPatch": growth after OOM kills needs Argo 3.7 or later.
 """
 
 from __future__ import annotations
@@ -64,13 +85,16 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Final
 
-from allotment.facade import Settings, describe_value, runtime_bound
+from allotment.facade import KUBERNETES_OOM_REASON, Settings, describe_value, runtime_bound
 
 __all__ = [
     "CPU",
     "DEFAULT_RETRY",
     "GPU_COUNT",
+    "LAST_RETRY_OOM",
     "MAX_LENGTH",
+    "OOM_EXPONENT",
+    "OOM_MESSAGE_PREFIX",
     "PLAIN_MIB",
     "QUANTITY",
     "UNITS",
@@ -85,8 +109,19 @@ __all__ = [
 
 DEFAULT_RETRY: Final = {"limit": "3", "retryPolicy": "OnFailure"}
 """The ``retryStrategy`` a template with ``retry_memory_factor`` gets when it has none of its own
-(an OOM-killed main container fails the node, which ``OnFailure`` retries). The limit is a
-string because Argo's JSON schema types ``IntOrString`` as a string."""
+(an OOM-killed main container fails the node, which ``OnFailure`` retries, as it retries any
+other failure: only the memory depends on the reason). The limit is a string because Argo's
+JSON schema types ``IntOrString`` as a string."""
+
+OOM_MESSAGE_PREFIX: Final = f"main: {KUBERNETES_OOM_REASON} ("
+"""How the message of a node whose main container was OOM-killed starts (``inferFailedReason``)."""
+
+LAST_RETRY_OOM: Final = f"lastRetry.status == 'Failed' and lastRetry.message startsWith '{OOM_MESSAGE_PREFIX}'"
+"""True when the attempt before this one was an OOM kill of the main container."""
+
+OOM_EXPONENT: Final = f"({LAST_RETRY_OOM} ? asInt(retries) : max(asInt(retries) - 1, 0))"
+"""The OOM kills an attempt counts (:func:`allotment.facade.argo_oom_kills`, the closest Argo can
+count): ``retries`` after an OOM kill, else ``retries - 1`` (0 on the first attempt)."""
 
 PLAIN_MIB: Final = "^([0-9]+[.]?[0-9]*|[.][0-9]+)$"
 """A parameter value without a unit (digits, at most one decimal point): a number of MiB (Go RE2 syntax)."""
@@ -255,15 +290,16 @@ def _checked(tag: str) -> str:
 
 
 def memory_expression(mib: int | str, factor: float, cap: int | None = None, bound: int | None = None) -> str:
-    """The memory (a quantity string, ``...Mi``) of attempt ``retries``.
+    """The memory (a quantity string, ``...Mi``) of attempt ``retries``: grown once per OOM kill
+    Argo can see (:data:`OOM_EXPONENT`).
 
     ``mib``: the memory in MiB (int), or the name of the workflow parameter that holds it (str),
     which must be a quantity up to ``bound`` MiB (:func:`parameter_bound`; default: the cap, or
     the core's hard maximum (1 EiB)). ``cap``: the memory cap in MiB, if any. Growth stops at
     the cap (at the core's hard maximum (1 EiB) without one), but the attempt-0 memory is never
-    lowered (as in :meth:`allotment.resolve.Resolved.with_memory_for_try`).
+    lowered (as in :meth:`allotment.resolve.Resolved.with_memory_after`).
     """
-    power = f"{_number(factor)} ** asInt(retries)"
+    power = f"{_number(factor)} ** {OOM_EXPONENT}"
     held = _HARD_MIB if cap is None else cap
     if isinstance(mib, int):
         return _checked(f"{{{{=int(min(ceil({mib} * {power}), {max(held, mib)}))}}}}Mi")

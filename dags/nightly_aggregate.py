@@ -12,9 +12,10 @@
   ``ALLOTMENT_POLICY`` at ``policy.yaml`` beside this file (DagBag reads only ``.py`` files, so
   it is never parsed as a DAG). It caps every task and what a run's conf may ask for; a value over
   a cap fails the task, never a silent clamp.
-* **Memory-growing retries.** ``retry_memory_factor=1.5``: try 1 asks for 8Gi, try 2 for 12Gi,
-  try 3 for 18Gi, rounded up to whole MiB and held to the policy's memory cap; the task log says
-  what each try asked for and why.
+* **Memory that grows after an OOM kill.** ``retry_memory_factor=1.5``: try 1 asks for 8Gi; a
+  try after one OOM-killed try for 12Gi, after two for 18Gi, rounded up to whole MiB and held to
+  the policy's memory cap; any other failure retries with the memory it had. The task log says
+  how each earlier try ended, what this try asks for and why.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ with a revision of the ``trainer`` job definition that carries
 ``linuxParameters.sharedMemorySize=8192``: allotment registers it once, named by a hash of its
 content, and reuses it afterwards. (``gpu_type`` is the job queue's business on Batch: its
 compute environment's instance types decide the GPU model; the task log says so.)
-``retry_memory_factor`` grows memory on each retry on both, and a run's
+``retry_memory_factor`` grows memory after each OOM kill on both, and a run's
 ``{"allotment": {"tasks": {"train": "memory=48Gi"}}}`` applies on both.
 """
 

@@ -376,7 +376,15 @@ class _Run:
                 if index in submitted:
                     resolved = with_submitted(resolved, submitted[index], engine.policy)
                 pinned = step.spec.backend if step.spec else None
-                items.append(explain(resolved, engine.profile, file=step.file.as_posix(), pinned_by=f"@{pinned}" if pinned else None))
+                items.append(
+                    explain(
+                        resolved,
+                        engine.profile,
+                        file=step.file.as_posix(),
+                        pinned_by=f"@{pinned}" if pinned else None,
+                        policy=engine.policy,
+                    )
+                )
                 counted.resolved.append(resolved.backend)
             except AllotmentError as e:
                 counted.errors.append(in_file(e, step.file))

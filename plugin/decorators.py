@@ -319,7 +319,7 @@ def resources(func: Any = None, /, **fields: Any) -> Any:
     4096 MiB; ``"16Gi"``); ``gpu``: count (default none); ``gpu_type``: e.g. ``"H100"``;
     ``gpu_vendor``: ``"nvidia"`` (default), ``"amd"``, ...; ``disk``: MiB or quantity;
     ``shared_memory``: MiB or quantity, the size of ``/dev/shm``; ``retry_memory_factor``:
-    memory grows by this factor on each retry. Defaults apply only where no source sets a
+    memory grows by this factor after each OOM kill. Defaults apply only where no source sets a
     value; every source's values combine by maximum.
     """
     return _decorator("resources", func, fields)

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from .errors import AllotmentError, FieldError, debug_cause
 from .fields import FIELDS, PARSERS
+from .growth import LADDER_NOTE
 from .model import describe_value
 from .policy import Policy
 from .profiles import Profile
@@ -89,8 +90,11 @@ class Explained:
         }
 
 
-def explain(resolved: Resolved, profile: Profile, *, file: str | Path | None = None, pinned_by: str | None = None) -> Explained:
-    """Explain one resolved step."""
+def explain(
+    resolved: Resolved, profile: Profile, *, file: str | Path | None = None, pinned_by: str | None = None, policy: Policy | None = None
+) -> Explained:
+    """Explain one resolved step. ``policy``: the one its engine applies, whose memory cap holds
+    the growth after OOM kills (the ladder note, :meth:`RetryGrowth.describe_ladder`)."""
     target = resolved.backend if resolved.backend in EFFECTS else None
     effects = EFFECTS[target](resolved, profile) if target is not None else {}
     rows: list[Row] = []
@@ -106,6 +110,9 @@ def explain(resolved: Resolved, profile: Profile, *, file: str | Path | None = N
         from .batch import batch_notes
 
         notes += batch_notes(resolved)
+    growth = resolved.retry_growth(policy)
+    if growth is not None and not any(note.startswith(LADDER_NOTE) for note in notes):  # a face may have said it for its engine
+        notes.append(growth.ladder_note())
     if qos:
         notes.insert(0, f"qos {qos}")
     if target is None:

@@ -12,7 +12,11 @@ read specs        :class:`Resources`, :class:`StepSpec` (:class:`Layer`), :func:
 resolve           :class:`Settings` (``.resolve``, ``.with_config``, ``.policy``,
                   ``.profile``) with :func:`load_settings`, :func:`current_settings`,
                   :func:`using_settings` and :data:`ENV`; :class:`Source`; :class:`Resolved`
-                  (``.value``, ``.winners``, ``.retry_growth``, ``.with_memory_for_try``)
+                  (``.value``, ``.winners``, ``.retry_growth``, ``.with_memory_after``)
+OOM kills         what counts as one (docs/design.md §7.3), read from an engine's records:
+                  :class:`TryEnd`, :func:`pod_try_end`, :func:`batch_try_end`,
+                  :func:`local_try_end`, :data:`KUBERNETES_OOM_REASON`; Argo's count
+                  :func:`argo_oom_kills`
 runtime input     :func:`parse_runtime` (a run's block of ``with``/``set``/``tasks``),
                   :func:`check_steps`, :class:`WithSpec`
 engine options    :func:`agree_option` (an engine argument vs. a decorator option)
@@ -44,6 +48,7 @@ from .fields import FIELDS
 from .kubernetes import PodFit, PodParts, PodRead, compile_pod, is_templated, read_pod
 from .kubernetes import fit as fit_pod
 from .model import Resources, describe_value
+from .oom import KUBERNETES_OOM_REASON, TryEnd, argo_oom_kills, batch_try_end, local_try_end, pod_try_end
 from .policy import runtime_bound
 from .resolve import Resolved
 from .run import LocalRun, StepRun, local_table, run_local
@@ -55,6 +60,7 @@ from .withspec import WithSpec, check_steps, parse_runtime
 __all__ = [
     "ENV",
     "FIELDS",
+    "KUBERNETES_OOM_REASON",
     "PLATFORMS",
     "SHM_VOLUME",
     "TARGETS",
@@ -72,8 +78,11 @@ __all__ = [
     "Step",
     "StepRun",
     "StepSpec",
+    "TryEnd",
     "WithSpec",
     "agree_option",
+    "argo_oom_kills",
+    "batch_try_end",
     "check_steps",
     "compile_batch",
     "compile_pod",
@@ -90,9 +99,11 @@ __all__ = [
     "load_module",
     "load_settings",
     "local_table",
+    "local_try_end",
     "merge_container_overrides",
     "merge_submit_overrides",
     "parse_runtime",
+    "pod_try_end",
     "python_files",
     "read_pod",
     "resources",

@@ -244,7 +244,7 @@ def parse_gpu_vendor(value: object, field: str = "gpu_vendor") -> str:
 
 
 def parse_retry_memory_factor(value: object, field: str = "retry_memory_factor") -> float:
-    """How much memory grows on each retry: memory x factor^(try-1). A number from 1 to 16
+    """How much memory grows after each OOM kill: memory x factor^(earlier OOM kills). A number from 1 to 16
     (in text, plain ASCII digits with at most one point, as the other numeric fields take them)."""
     number = _number(value, field, FACTOR_ACCEPTED)
     if number is None:

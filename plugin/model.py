@@ -29,7 +29,7 @@ class Resources(BaseModel):
 
     Fields: ``cpu`` (millicores), ``memory`` (MiB), ``gpu`` (count), ``gpu_type``,
     ``gpu_vendor``, ``disk`` (MiB, local disk), ``shared_memory`` (MiB, the size
-    of ``/dev/shm``), ``retry_memory_factor`` (memory grows by this on each retry).
+    of ``/dev/shm``), ``retry_memory_factor`` (memory grows by this after each OOM kill).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=False, defer_build=True)

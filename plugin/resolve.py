@@ -15,7 +15,6 @@ value, which is what ``allotment explain`` shows.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,14 +24,15 @@ from typing import Any, Final
 from .bounds import beyond_bounds
 from .decorators import BACKENDS, StepSpec
 from .errors import AllotmentError, AllotmentWarning
-from .fields import FIELDS, MAX_MIB
+from .fields import FIELDS
+from .growth import LADDER_NOTE, LADDER_RUNGS, RetryGrowth
 from .model import Resources, describe_value
 from .policy import Policy
 from .sources import Contributions, Source, Sourced
 from .targets import MIG_PROFILE, NVIDIA_GPU
 from .withspec import WithSpec
 
-__all__ = ["SEED_DEFAULTS", "Resolved", "RetryGrowth", "replace_values", "resolve"]
+__all__ = ["LADDER_NOTE", "LADDER_RUNGS", "SEED_DEFAULTS", "Resolved", "RetryGrowth", "replace_values", "resolve"]
 
 SEED_DEFAULTS: Final = Resources.normalized(cpu=1000, memory=4096)
 """Filled in last, only where nothing else set a value: 1 core, 4096 MiB."""
@@ -63,12 +63,13 @@ class Resolved:
         return None if won is None else won.value
 
     def retry_growth(self, policy: Policy | None = None, *, runtime_input: bool = False) -> RetryGrowth | None:
-        """How memory grows on retries (None: it does not: no ``retry_memory_factor``, or 1).
+        """How memory grows after OOM kills (None: it does not: no ``retry_memory_factor``, or 1).
 
         The one rule every engine uses (Airflow's operators and executors, Argo's expressions,
-        AWS Batch): the cap is ``policy.memory_cap(runtime=...)``, the stricter one for runtime
-        input when the memory came from a ``with``/``set`` or, ``runtime_input``, when the
-        engine lets a run replace it (an Argo submit parameter)."""
+        AWS Batch, the local backend; docs/design.md §7.3): the cap is
+        ``policy.memory_cap(runtime=...)``, the stricter one for runtime input when the memory
+        came from a ``with``/``set`` or, ``runtime_input``, when the engine lets a run replace it
+        (an Argo submit parameter)."""
         factor = self.value("retry_memory_factor")
         memory = self.value("memory")
         if not factor or factor == 1 or memory is None:
@@ -77,31 +78,47 @@ class Resolved:
         cap = policy.memory_cap(runtime=runtime) if policy is not None else None
         return RetryGrowth(int(memory), float(factor), cap, policy.origin if policy is not None and cap is not None else None, runtime)
 
-    def with_memory_for_try(self, try_number: int, policy: Policy | None = None) -> Resolved:
-        """This spec for try ``try_number`` (1 = first): memory x retry_memory_factor^(try-1),
-        rounded up to whole MiB and held to the policy's memory cap (the note says so)."""
+    def with_memory_after(self, oom_kills: int, policy: Policy | None = None, *, try_number: int | None = None) -> Resolved:
+        """This spec for a try that follows ``oom_kills`` earlier tries ended by an OOM kill
+        (docs/design.md §7.3): memory x ``retry_memory_factor`` ^ ``oom_kills``, rounded up to whole
+        MiB in float64, held to the policy's memory cap (a note says so) and never below the
+        resolved memory. Any other failure of an earlier try (an eviction, a lost spot instance, a
+        bug) does not count, so a try after one asks for the memory the try before it had.
+
+        ``try_number`` (1 = first) only names the try in the notes. The one function every engine
+        path calls with the count it learned from the engine's own records."""
+        if isinstance(oom_kills, bool) or not isinstance(oom_kills, int) or oom_kills < 0:
+            raise AllotmentError(
+                "is not a count of OOM kills",
+                step=self.step,
+                field="oom_kills",
+                value=repr(oom_kills),
+                accepted="count the earlier tries that ended in an OOM kill: a whole number, 0 or more",
+            )
         growth = self.retry_growth(policy)
-        if growth is None or try_number <= 1:
+        if growth is None or oom_kills == 0:
             return self
         memory, factor = growth.memory, growth.factor
-        grown = growth.uncapped(try_number)
-        detail = f"(try {try_number}: {describe_value('memory', memory)} x {factor}^{try_number - 1})"
+        grown = growth.uncapped(oom_kills)
+        after = _after(oom_kills)
+        detail = f"(after {after}: {describe_value('memory', memory)} x {factor}^{oom_kills})"
         notes = list(self.notes)
-        held = growth.memory_for_try(try_number)
+        held = growth.memory_after(oom_kills)
         if held != grown and growth.cap is not None:
             notes.append(
-                f"memory growth for try {try_number} held at {describe_value('memory', held)} by the cap "
+                f"memory growth after {after} held at {describe_value('memory', held)} by the cap "
                 f"{describe_value('memory', growth.cap)} of policy {growth.cap_origin or ''} "
-                f"(would be {'more than ' if growth.beyond_maximum(try_number) else ''}{describe_value('memory', grown)})"
+                f"(would be {'more than ' if growth.beyond_maximum(oom_kills) else ''}{describe_value('memory', grown)})"
             )
-        elif growth.beyond_maximum(try_number):
+        elif growth.beyond_maximum(oom_kills):
             notes.append(
-                f"memory growth for try {try_number} held at {describe_value('memory', held)} (1Ei), the most memory "
+                f"memory growth after {after} held at {describe_value('memory', held)} (1Ei), the most memory "
                 "allotment accepts (more than any machine has)"
             )
+        which = f"try {try_number}: " if try_number is not None else ""
         notes.append(
-            f"try {try_number}: memory {describe_value('memory', memory)} -> {describe_value('memory', held)} "
-            f"(retry_memory_factor {factor})"
+            f"{which}memory {describe_value('memory', memory)} -> {describe_value('memory', held)} "
+            f"after {after} of earlier tries (retry_memory_factor {factor})"
         )
         # A grown runtime value stays runtime input, so runtime.caps keep applying to it.
         retry = Sourced("memory", held, Source("retry", detail, runtime=growth.runtime))
@@ -117,53 +134,9 @@ class Resolved:
         )
 
 
-@dataclass(frozen=True)
-class RetryGrowth:
-    """Memory that grows on retries: try ``n`` (1 = first) asks for ``memory x factor^(n-1)``
-    MiB, rounded up, held to ``cap`` (MiB, from policy ``cap_origin``), never below ``memory``.
-
-    Computed in float64, as Argo's expr-lang computes it, so every engine asks for the same
-    size: ``110 x 1.1`` is 122 MiB (one above the exact 121). ``runtime``: the memory is (or
-    can be) runtime input, so the cap is the stricter one for runtime input.
-
-    Growth is also held to ``maximum``, the memory field's hard maximum (1 EiB,
-    :data:`allotment.fields.MAX_MIB`), with or without a policy: ``64Gi`` with factor 16 and no
-    cap would ask for 2^44 MiB at try 8, and the float overflows near try 300. The note of
-    :meth:`Resolved.with_memory_for_try` says when the maximum held it."""
-
-    memory: int
-    factor: float
-    cap: int | None = None
-    cap_origin: str | None = None
-    runtime: bool = False
-    maximum: int = MAX_MIB
-
-    def _grown(self, try_number: int) -> float:
-        try:
-            return self.memory * self.factor ** max(0, try_number - 1)
-        except OverflowError:  # factor ** (n - 1) beyond float64
-            return math.inf
-
-    def beyond_maximum(self, try_number: int) -> bool:
-        """Whether try ``try_number``'s growth would pass :attr:`maximum`."""
-        return self._grown(try_number) > self.maximum
-
-    def uncapped(self, try_number: int) -> int:
-        """Try ``try_number``'s memory (MiB) before the policy cap, at most :attr:`maximum`."""
-        grown = self._grown(try_number)
-        return self.maximum if grown > self.maximum else math.ceil(grown)
-
-    @property
-    def limit(self) -> int:
-        """The most any try asks for: the policy cap (never below the first try's memory) or :attr:`maximum`."""
-        return min(max(self.cap, self.memory), self.maximum) if self.cap is not None else self.maximum
-
-    def memory_for_try(self, try_number: int) -> int:
-        """Try ``try_number``'s memory (MiB): grown, held to the cap and the maximum, never below the first try's."""
-        grown = self.uncapped(try_number)
-        if self.cap is not None and grown > self.cap:
-            return min(max(self.cap, self.memory), self.maximum)
-        return grown
+def _after(oom_kills: int) -> str:
+    """``1 OOM kill``, ``2 OOM kills``."""
+    return f"{oom_kills} OOM kill" + ("" if oom_kills == 1 else "s")
 
 
 def resolve(

@@ -243,20 +243,17 @@ def run_local(
     ``main_module``: re-import the caller's main module in the child (only when ``fn`` lives there).
     Raises what stops the step from starting (too few GPUs, an unpicklable callable...); the step's
     own failure is in the result (``.ok``, ``.get()``)."""
-    from .local import Limits, memory_for_try, run_with_retries
+    from .local import Limits, run_with_retries
 
     limits = Limits.from_resolved(resolved)
     growth = resolved.retry_growth(policy)
     cap = growth.cap if growth is not None else None
-    if earlier_oom_kills and limits.memory_mib is not None:
-        memory = memory_for_try(limits.memory_mib, limits.retry_memory_factor, earlier_oom_kills, cap)
-        if memory != limits.memory_mib:
-            why = f"retry: {limits.memory_mib}Mi x {limits.retry_memory_factor:g}^{earlier_oom_kills} (earlier OOM kills)"
-            limits = limits.with_memory(memory, why)
     options: dict[str, Any] = {"main_module": main_module}
     if host is not None:
         options["host"] = host
-    return run_with_retries(limits, fn, args, kwargs, retries=retries, memory_cap_mib=cap, on_output=on_output, **options)
+    return run_with_retries(
+        limits, fn, args, kwargs, retries=retries, memory_cap_mib=cap, earlier_oom_kills=earlier_oom_kills, on_output=on_output, **options
+    )
 
 
 def local_table(results: Sequence[StepResult]) -> str:
@@ -397,6 +394,7 @@ class LocalRun:
                 retries=retries,
                 memory_cap_mib=memory_cap_mib,
                 on_try=ended,
+                earlier_oom_kills=0,  # allotment run counts every try itself
                 stdout=out.write_fd,
                 stderr=err.write_fd,
                 env=child_env,

@@ -6,10 +6,11 @@ without editing code::
 
     argo submit overrides_and_retries.yaml -p aggregate-memory=12Gi -p aggregate-cpu=6
 
-``aggregate`` also grows its memory on each retry: attempt n asks for memory x 2^n (whole
-MiB), read from the ``aggregate-memory`` parameter, so an override is grown too. ``report``
-keeps its compiled values (``overridable(False)``) and still grows on retries, under its own
-retry strategy.
+``aggregate`` also grows its memory after an OOM kill: an attempt after an OOM-killed one asks
+for memory x 2^retries (x 2^(retries-1) after any other failure: Argo sees only the last attempt;
+docs/design.md §7.3), whole MiB, read from the ``aggregate-memory`` parameter, so an override is
+grown too. ``report`` keeps its compiled values (``overridable(False)``) and still grows after
+OOM kills, under its own retry strategy.
 """
 
 from allotment import resources

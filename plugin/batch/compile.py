@@ -249,7 +249,7 @@ class _Compiler:
     def retry_effect(self) -> None:
         factor = self.value("retry_memory_factor")
         if factor is not None:
-            self.effects["retry_memory_factor"] = f"memory x{factor} per retry (applied at submit)"
+            self.effects["retry_memory_factor"] = f"memory x{factor} after each OOM kill (OutOfMemoryError; applied at submit)"
 
     # -- platforms ------------------------------------------------------------------------
 

@@ -46,5 +46,5 @@ def kubernetes_effects(resolved: Resolved, profile: Profile) -> dict[str, str]:
         out["shared_memory"] = f"emptyDir {SHM_VOLUME} (Memory, {parts.shm_size or '?'}) at {SHM_PATH}"
     factor = resolved.value("retry_memory_factor")
     if factor is not None:
-        out["retry_memory_factor"] = f"memory x{factor} per retry"
+        out["retry_memory_factor"] = f"memory x{factor} after each OOM kill"
     return out

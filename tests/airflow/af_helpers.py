@@ -54,9 +54,31 @@ def check_pod(pod: dict[str, Any]) -> None:
     assert pod_problems(pod) == []
 
 
-def run_context(task: Any, *, try_number: int = 1, conf: Any = None) -> dict[str, Any]:
-    """The parts of a task's run context that allotment and the pod labels read."""
+class StateStore:
+    """Stands in for ``context["task_state_store"]`` (one task instance's store, shared by its
+    tries): values go through JSON both ways, as the execution API keeps them."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, str] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        import json
+
+        return json.loads(self.rows[key]) if key in self.rows else default
+
+    def set(self, key: str, value: Any, *, retention: Any = None) -> None:
+        import json
+
+        self.rows[key] = json.dumps(value)
+
+
+def run_context(task: Any, *, try_number: int = 1, conf: Any = None, store: StateStore | None = None) -> dict[str, Any]:
+    """The parts of a task's run context that allotment and the pod labels read (``store``: the
+    task instance's task state store, shared by its tries)."""
     from types import SimpleNamespace
 
     ti = SimpleNamespace(dag_id=task.dag_id, task_id=task.task_id, try_number=try_number, map_index=-1)
-    return {"ti": ti, "run_id": "manual__test", "dag_run": SimpleNamespace(conf=conf or {}), "dag": task.dag}
+    context = {"ti": ti, "run_id": "manual__test", "dag_run": SimpleNamespace(conf=conf or {}), "dag": task.dag}
+    if store is not None:
+        context["task_state_store"] = store
+    return context

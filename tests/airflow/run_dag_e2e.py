@@ -8,7 +8,9 @@ AIRFLOW__ALLOTMENT__POLICY). With ``"fake": true`` the Kubernetes API server is 
 cluster. Every pod body the kubernetes client sends is recorded by wrapping
 ``CoreV1Api.create_namespaced_pod`` (the call itself still happens). Results: per scenario the
 run state, each task instance's state and try number (``task[i]`` for map index i), the pod
-bodies, and the task logs.
+bodies, and the task logs. A scenario's ``plan`` says how the stand-in API server ends each pod it
+is asked to create (:class:`fake_kube_api.FakeKubeAPI`); then ``left`` holds the pods that still
+exist, ``deleted`` those deleted.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ def main(scenarios_file: str, results_file: str) -> None:
             sent.clear()
             if fake is not None:
                 fake.created.clear()
+                fake.pods.clear()
+                fake.deleted.clear()
+                fake.plan = list(scenario.get("plan") or [])
             print(f"=== scenario {scenario['name']}", flush=True)
             run = bag.dags[scenario.get("dag_id", config["dag_id"])].test(run_conf=scenario["conf"])
             tis = {
@@ -69,6 +74,9 @@ def main(scenarios_file: str, results_file: str) -> None:
                 "tis": tis,
                 "sent": list(sent),
                 "received": list(fake.created) if fake is not None else None,
+                "left": {name: pod["status"]["phase"] for (_, name), pod in fake.pods.items()} if fake is not None else None,
+                "deleted": list(fake.deleted) if fake is not None else None,
+                "plan_left": list(fake.plan) if fake is not None else None,
                 "logs": {p: Path(p).read_text(errors="replace") for p in logs},
             })
     Path(results_file).write_text(json.dumps(results, indent=1))

@@ -11,10 +11,13 @@ replaced by :class:`fake_kube_api.FakeKubeAPI` (KUBECONFIG points at it):
    (``BundleDagBag`` + ``sync_bag_to_db``), once;
 2. a run is created with the conf (``get_or_create_dagrun``, which creates the task instances
    and calls the ``task_instance_mutation_hook`` of every registered cluster policy);
-3. for try 1 and try 2 the task instance is queued, its workload made (``ExecuteTask.make``),
-   handed to ``KubernetesExecutor.execute_async`` and the job it queues is run by the
-   executor's ``AirflowKubernetesScheduler.run_next``: it builds the pod
+3. for try 1 and try 2 (``"tries"``: more) the task instance is queued, its workload made
+   (``ExecuteTask.make``), handed to ``KubernetesExecutor.execute_async`` and the job it queues is
+   run by the executor's ``AirflowKubernetesScheduler.run_next``: it builds the pod
    (``PodGenerator.construct_pod``, pod mutation hooks included) and sends it to the API server.
+   A scenario's ``"plan"`` says how the stand-in API server ends each pod it is sent
+   (:class:`fake_kube_api.FakeKubeAPI`: ``oom``, ``evicted``, ...); the record the pod mutation hook
+   kept in Airflow's task state store is returned as ``"record"``.
 
 With ``"dag_test": true`` the scenario also runs ``dag.test(run_conf=...)``, which runs the
 task's own code in-process (so its pre-execute check), and records the task states and logs.
@@ -75,6 +78,9 @@ def _scenarios(config: dict[str, Any], fake: Any) -> list[dict[str, Any]]:
     results = []
     for number, scenario in enumerate(config["scenarios"]):
         fake.created.clear()
+        fake.pods.clear()
+        fake.plan = list(scenario.get("plan") or [])
+        print(f"=== executor {scenario['name']}", flush=True)
         when = pendulum.datetime(2025, 1, 1, tz="UTC").add(days=number)
         run = get_or_create_dagrun(
             dag=scheduler_dag,
@@ -91,7 +97,7 @@ def _scenarios(config: dict[str, Any], fake: Any) -> list[dict[str, Any]]:
         session.commit()
         statuses = []
         for task_id in config["task_ids"]:
-            for try_number in (1, 2):
+            for try_number in range(1, int(scenario.get("tries", 2)) + 1):
                 ti = run.get_task_instance(task_id, session=session)
                 ti.try_number = try_number
                 ti.state = TaskInstanceState.QUEUED
@@ -117,6 +123,12 @@ def _scenarios(config: dict[str, Any], fake: Any) -> list[dict[str, Any]]:
                 except ApiException as e:
                     statuses.append(str(e.status))
         result: dict[str, Any] = {"name": scenario["name"], "received": list(fake.created), "statuses": statuses}
+        if scenario.get("plan"):
+            from airflow.state import TaskScope, get_state_backend
+
+            scope = TaskScope(dag_id=config["dag_id"], run_id=run.run_id, task_id=config["task_ids"][0], map_index=-1)
+            stored = get_state_backend().get(scope, "allotment.tries")
+            result["record"] = json.loads(stored) if stored is not None else None
         if scenario.get("dag_test"):
             from airflow.dag_processing.dagbag import DagBag
 

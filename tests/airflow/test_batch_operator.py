@@ -2,7 +2,7 @@
 the real boto3 client against a moto server on 127.0.0.1.
 
 Each operator test registers a base job definition, runs the operator's execute path (a run
-context with ``dag_run.conf`` and ``ti.try_number``; ``wait_for_completion=False``) and reads
+context with ``dag_run.conf``, ``ti.try_number`` and a task state store; ``wait_for_completion=False``) and reads
 back what the server recorded: the job-definition revisions and the submitted job's overrides
 (moto's describe_jobs does not show ``resourceRequirements`` overrides, so they are read from
 its backend, in this process), and the exact SubmitJob request through a botocore
@@ -27,8 +27,9 @@ from typing import Any
 
 import pendulum
 import pytest
-from af_helpers import DAGS, POLICY, ROOT, dagbag, pod_of, write_dag
+from af_helpers import DAGS, POLICY, ROOT, StateStore, dagbag, pod_of, write_dag
 from allotment import AllotmentError, batch, resources
+from allotment.airflow.tries import KEY
 
 sys.path.insert(0, str(ROOT / "tests" / "batch"))  # the Batch tests' helpers: botocore's model, the moto server
 from batch_support import REGION, MotoBatch, moto_batch, moto_server, real_aws_queue, validation_errors
@@ -113,12 +114,14 @@ class Run:
     calls: list[str] = field(default_factory=list)
     submitted: list[dict[str, Any]] = field(default_factory=list)
 
-    def execute(self, *, conf: Any = None, try_number: int = 1) -> str:
+    def execute(self, *, conf: Any = None, try_number: int = 1, store: StateStore | None = None) -> str:
         pushed: list[dict[str, Any]] = []
         ti = SimpleNamespace(
             dag_id=self.op.dag_id, task_id=self.op.task_id, try_number=try_number, map_index=-1, xcom_push=lambda **kw: pushed.append(kw)
         )
-        context = {"ti": ti, "run_id": "manual__test", "dag_run": SimpleNamespace(conf=conf or {}), "dag": self.op.dag}
+        context: dict[str, Any] = {"ti": ti, "run_id": "manual__test", "dag_run": SimpleNamespace(conf=conf or {}), "dag": self.op.dag}
+        if store is not None:
+            context["task_state_store"] = store
         job_id = self.op.execute(context)
         assert isinstance(job_id, str)
         return job_id
@@ -284,12 +287,140 @@ def test_policy_caps_at_parse_time_and_at_run_time(moto: MotoBatch, monkeypatch:
     assert _requirements(moto.recorded(run.execute(conf={"allotment": {"tasks": {"train": "memory=64Gi"}}})))["MEMORY"] == "65536"
 
 
-def test_retry_grows_memory_by_try_number(moto: MotoBatch) -> None:
+def _job(job_id: str, status: str, attempts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One of describe_jobs' ``jobs``, as AWS Batch answers it."""
+    return {
+        "jobArn": f"arn:aws:batch:{REGION}:123456789012:job/{job_id}",
+        "jobName": "train",
+        "jobId": job_id,
+        "jobQueue": f"arn:aws:batch:{REGION}:123456789012:job-queue/q",
+        "status": status,
+        "startedAt": 1735689600000,
+        "stoppedAt": 1735689660000,
+        "jobDefinition": f"arn:aws:batch:{REGION}:123456789012:job-definition/trainer:1",
+        "attempts": attempts,
+        "statusReason": "Essential container in task exited",
+    }
+
+
+def _attempt(reason: str, exit_code: int) -> dict[str, Any]:
+    return {
+        "container": {"exitCode": exit_code, "reason": reason, "logStreamName": "trainer/default/abc", "taskArn": "arn:aws:ecs:task/x"},
+        "startedAt": 1735689600000,
+        "stoppedAt": 1735689660000,
+        "statusReason": "Essential container in task exited",
+    }
+
+
+OOM_ATTEMPT = _attempt("OutOfMemoryError: Container killed due to memory usage", 137)
+SPOT_ATTEMPT = {
+    "container": {"exitCode": 137, "reason": "Host EC2 (instance i-0abc) terminated."},
+    "statusReason": "Host EC2 (instance i-0abc) terminated.",
+}
+ERROR_ATTEMPT = _attempt("", 1)
+
+
+@pytest.fixture
+def stubbed(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An allotment BatchOperator whose boto3 client answers from botocore's Stubber (each request
+    and response validated against the real Batch model); ``make()`` builds it, ``.stub`` is the Stubber."""
+    from airflow.sdk.bases.operator import ExecutorSafeguard
+
+    monkeypatch.setattr(ExecutorSafeguard, "test_mode", True)
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL_BATCH", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+    def make(**kwargs: Any) -> tuple[Run, Any]:
+        from airflow.sdk import DAG
+        from allotment.airflow import BatchOperator
+        from botocore.stub import Stubber
+
+        with DAG("batch_dag", schedule=None, start_date=START):
+            op = BatchOperator(task_id="train", job_queue="q", job_definition="trainer", aws_conn_id=None, region_name=REGION,
+                               wait_for_completion=False, **kwargs)  # fmt: skip
+        run = Run(op, Recorder())
+        object.__setattr__(op, "_cached_logger", run.log)
+        client = op.hook.client
+        client.meta.events.register("provide-client-params.batch.SubmitJob", lambda params, **_: run.submitted.append(dict(params)))
+        stub = Stubber(client)
+        stub.activate()
+        return run, stub
+
+    return make
+
+
+def _submitted_memory(run: Run) -> list[str]:
+    return [next(e["value"] for e in r["containerOverrides"]["resourceRequirements"] if e["type"] == "MEMORY") for r in run.submitted]
+
+
+@pytest.mark.parametrize(
+    ("attempt", "memory", "said"),
+    [
+        (OOM_ATTEMPT, "12288", "an OOM kill (job job-1): job FAILED: last attempt OutOfMemoryError: Container killed due to memory usage"),
+        (SPOT_ATTEMPT, "8192", "no OOM kill (job job-1): job FAILED: last attempt Host EC2 (instance i-0abc) terminated."),
+        (ERROR_ATTEMPT, "8192", "no OOM kill (job job-1): job FAILED: last attempt Essential container in task exited"),
+    ],
+    ids=["oom", "spot", "error"],
+)
+def test_an_out_of_memory_attempt_grows_the_next_submit(stubbed: Any, attempt: dict[str, Any], memory: str, said: str) -> None:
+    """Issue 12 on AWS Batch: try 2 asks describe_jobs how try 1's job ended; an attempt stopped
+    with ``OutOfMemoryError`` grows MEMORY, any other reason (a lost spot instance, exit code 1) does not."""
+    run, stub = stubbed(resources={"cpu": 2, "memory": "8Gi"}, retry_memory_factor=1.5)
+    store = StateStore()
+    stub.add_response("submit_job", {"jobName": "train", "jobId": "job-1"})
+    run.execute(try_number=1, store=store)
+    assert store.get(KEY) == {"tries": {"1": {"launched": {"job": "job-1"}}}}  # the job id, kept for later tries
+    stub.add_response("describe_jobs", {"jobs": [_job("job-1", "FAILED", [attempt])]}, {"jobs": ["job-1"]})
+    stub.add_response("submit_job", {"jobName": "train", "jobId": "job-2"})
+    run.execute(try_number=2, store=store)
+    stub.assert_no_pending_responses()
+    assert _submitted_memory(run) == ["8192", memory]
+    assert f"allotment: note: earlier try 1: {said}" in run.log.text()
+    if memory != "8192":
+        assert "try 2: memory 8Gi -> 12Gi after 1 OOM kill of earlier tries (retry_memory_factor 1.5)" in run.log.text()
+    assert store.get(KEY)["tries"]["1"]["end"]["oom_killed"] is (attempt is OOM_ATTEMPT)
+
+
+def test_an_oom_kill_then_a_lost_instance_keeps_the_growth_and_asks_aws_once_per_job(stubbed: Any) -> None:
+    run, stub = stubbed(resources={"cpu": 2, "memory": "8Gi"}, retry_memory_factor=1.5)
+    store = StateStore()
+    stub.add_response("submit_job", {"jobName": "train", "jobId": "job-1"})
+    run.execute(try_number=1, store=store)
+    stub.add_response("describe_jobs", {"jobs": [_job("job-1", "FAILED", [SPOT_ATTEMPT, OOM_ATTEMPT])]}, {"jobs": ["job-1"]})
+    stub.add_response("submit_job", {"jobName": "train", "jobId": "job-2"})
+    run.execute(try_number=2, store=store)
+    stub.add_response("describe_jobs", {"jobs": [_job("job-2", "FAILED", [SPOT_ATTEMPT])]}, {"jobs": ["job-2"]})  # job-1's end is known
+    stub.add_response("submit_job", {"jobName": "train", "jobId": "job-3"})
+    run.execute(try_number=3, store=store)
+    stub.assert_no_pending_responses()
+    assert _submitted_memory(run) == ["8192", "12288", "12288"]  # the last attempt of job-1 was OOM-killed: grown once
+
+
+def test_a_job_that_has_not_ended_counts_as_no_oom_kill(stubbed: Any) -> None:
+    run, stub = stubbed(resources={"memory": "8Gi"}, retry_memory_factor=2)
+    store = StateStore()
+    stub.add_response("submit_job", {"jobName": "train", "jobId": "job-1"})
+    run.execute(try_number=1, store=store)
+    stub.add_response("describe_jobs", {"jobs": [_job("job-1", "RUNNING", [])]}, {"jobs": ["job-1"]})
+    stub.add_response("submit_job", {"jobName": "train", "jobId": "job-2"})
+    run.execute(try_number=2, store=store)
+    stub.assert_no_pending_responses()
+    assert _submitted_memory(run) == ["8192", "8192"]
+    assert "earlier try 1: its end is not known (job" not in run.log.text()
+    assert "earlier try 1: its end is not known; counted as no OOM kill" in run.log.text()
+
+
+def test_on_moto_a_failed_job_is_no_oom_kill(moto: MotoBatch) -> None:
+    """The real client against moto's server: try 2 describes try 1's job (moto ends it without an
+    OutOfMemoryError attempt, or has not ended it), so the memory stays."""
     run = _operator(moto, job_definition=_register_base(moto), resources={"cpu": 2, "memory": "8Gi"}, retry_memory_factor=1.5)
-    assert _requirements(moto.recorded(run.execute(try_number=1)))["MEMORY"] == "8192"
-    assert _requirements(moto.recorded(run.execute(try_number=2)))["MEMORY"] == "12288"
-    assert _requirements(moto.recorded(run.execute(try_number=3)))["MEMORY"] == "18432"
-    assert "try 2: memory 8Gi -> 12Gi (retry_memory_factor 1.5)" in run.log.text()
+    store = StateStore()
+    first = run.execute(try_number=1, store=store)
+    second = run.execute(try_number=2, store=store)
+    assert [_requirements(moto.recorded(j))["MEMORY"] for j in (first, second)] == ["8192", "8192"]
+    assert run.calls.count("DescribeJobs") == 1 and store.get(KEY)["tries"]["1"]["launched"] == {"job": first}
 
 
 def test_users_container_overrides_are_kept(moto: MotoBatch) -> None:

@@ -1,7 +1,9 @@
 """The real task execution path: ``dag.test()`` on SQLite runs allotment's KubernetesPodOperator up
-to the Kubernetes API, and the pod body it sends carries the run's conf override and the
-memory growth of the retry; a bad conf fails the task before any pod request, with the reason
-in the task log.
+to the Kubernetes API, and the pod body it sends carries the run's conf override; memory grows
+only after a try that ended ``OOMKilled`` (issue 12), learned from the pod and kept across tries
+in Airflow's task state store; a pod creation that fails (a 500, a lost response) retries with
+the same spec and leaves no pod running (issue 9, scope 7); a bad conf fails the task before any
+pod request, with the reason in the task log.
 
 Offline (always), the Kubernetes API server is the one thing replaced: a stand-in
 (``fake_kube_api.py``) that records the pod body and refuses to run it. With ``KUBECONFIG``
@@ -13,6 +15,7 @@ into this test process.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -48,10 +51,30 @@ PATHS = {
 }
 """Issue 10's paths (``e2e_dags/allotment_paths.py``): name -> (dag_id, run conf)."""
 
+ENDS = {
+    "oom_then_ok": ("allotment_oom", ["oom", "succeed"], ["64Mi", "128Mi"]),
+    "error_then_ok": ("allotment_oom", ["error", "succeed"], ["64Mi", "64Mi"]),
+    "evicted_then_ok": ("allotment_oom", ["evicted", "succeed"], ["64Mi", "64Mi"]),
+    "oom_evicted_then_third": ("allotment_oom", ["oom", "evicted", "succeed"], ["64Mi", "128Mi", "128Mi"]),
+    "oom_twice": ("allotment_oom", ["oom", "oom", "succeed"], ["64Mi", "128Mi", "256Mi"]),
+    "decorated_oom": ("allotment_oom_decorated", ["oom", "succeed"], ["64Mi", "128Mi"]),
+}
+"""Issue 12 (``e2e_dags/allotment_oom.py``): name -> (dag_id, how the stand-in API server ends each
+try's pod, the memory each try's pod asks for)."""
+
+FAULTS = {
+    "lost_create": ["lost", "succeed"],  # the pod is created, the answer is lost (500); the retried create gets 409
+    "api_500": ["500", "500", "succeed"],  # nothing created; the client retries once ([workers] api_retries=2)
+}
+"""Issue 9, scope 7: pod creation fails, then Airflow's retry (``allotment_oom``, the KubernetesPodOperator)."""
+
 
 def _run(tmp_path: Path, *, fake: bool, kubeconfig: str | None = None) -> tuple[list[dict[str, Any]], dict[str, str]]:
     scenarios = [{"name": "override_and_retry", "conf": GOOD}] + [{"name": name, "conf": conf} for name, (conf, _) in BAD.items()]
     scenarios += [{"name": name, "dag_id": dag_id, "conf": conf} for name, (dag_id, conf) in PATHS.items()]
+    if fake:
+        scenarios += [{"name": name, "dag_id": dag_id, "conf": {}, "plan": plan} for name, (dag_id, plan, _) in ENDS.items()]
+        scenarios += [{"name": name, "dag_id": "allotment_oom", "conf": {}, "plan": plan} for name, plan in FAULTS.items()]
     config = {"fake": fake, "migrate": True, "dag_id": "allotment_e2e", "scenarios": scenarios}
     (tmp_path / "scenarios.json").write_text(json.dumps(config))
     home = tmp_path / "home"
@@ -63,6 +86,11 @@ def _run(tmp_path: Path, *, fake: bool, kubeconfig: str | None = None) -> tuple[
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__ALLOTMENT__POLICY": str(POLICY),
+        # The provider retries a failed Kubernetes API call ([workers] api_retries, default 5, with
+        # up to 15 s between): once, at once, here.
+        "AIRFLOW__WORKERS__API_RETRIES": "2",
+        "AIRFLOW__WORKERS__API_RETRY_WAIT_MIN": "0",
+        "AIRFLOW__WORKERS__API_RETRY_WAIT_MAX": "0",
     })
     if kubeconfig:
         env["KUBECONFIG"] = kubeconfig
@@ -88,20 +116,98 @@ def _memory(body: dict[str, Any]) -> tuple[str, str]:
     return resources["requests"]["memory"], resources["limits"]["memory"]
 
 
-def test_pod_body_carries_the_conf_override_and_the_retry_growth(offline: tuple[dict[str, dict[str, Any]], dict[str, str]]) -> None:
+def test_pod_body_carries_the_conf_override_and_a_refused_pod_is_no_oom_kill(
+    offline: tuple[dict[str, dict[str, Any]], dict[str, str]],
+) -> None:
     results, logs = offline
     run = results["override_and_retry"]
     assert run["tis"]["crunch"] == {"state": "failed", "try_number": 2}  # both tries reached the API
     assert run["sent"] == run["received"]  # what the kubernetes client sent is what the API server got
-    assert [_memory(body) for body in run["received"]] == [("96Mi", "96Mi"), ("192Mi", "192Mi")]  # conf 96Mi, then x2
+    # conf 96Mi; the API server refused try 1's pod (403): no OOM kill, so try 2 asks for the same (was: 192Mi)
+    assert [_memory(body) for body in run["received"]] == [("96Mi", "96Mi"), ("96Mi", "96Mi")]
     assert [body["metadata"]["labels"]["try_number"] for body in run["received"]] == ["1", "2"]
     for body in run["received"]:
         assert body["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "100m"
         check_pod(body)
     log = logs["override_and_retry"]
     assert "allotment:   memory 96Mi from with dag_run.conf['allotment']['tasks']['crunch'] 'memory=96Mi'" in log
-    assert "try 2: memory 96Mi -> 192Mi (retry_memory_factor 2.0)" in log
+    assert "allotment: note: earlier try 1: no OOM kill (pod crunch-" in log and "no pod ran: creating it failed" in log
+    assert "after 1 OOM kill" not in log
     assert REFUSAL in log
+
+
+def _tries(run: dict[str, Any]) -> list[str]:
+    """The memory each try's pod asked for (one per try: the pods of a try's retried creates are the same)."""
+    by_try: dict[str, str] = {}
+    for body in run["received"]:
+        requests, limits = _memory(body)
+        assert requests == limits
+        by_try.setdefault(body["metadata"]["labels"]["try_number"], requests)
+    return [by_try[n] for n in sorted(by_try, key=int)]
+
+
+@pytest.mark.parametrize("name", sorted(ENDS))
+def test_memory_grows_only_after_an_oom_kill(offline: tuple[dict[str, dict[str, Any]], dict[str, str]], name: str) -> None:
+    """Issue 12: try 1 OOMKilled -> try 2 grown; a plain error or an eviction (exit code 137, not
+    OOMKilled) -> the same memory; OOM, eviction, third try -> still grown once."""
+    results, logs = offline
+    _, plan, memory = ENDS[name]
+    run = results[name]
+    assert run["state"] == "success" and run["plan_left"] == []
+    (ti,) = run["tis"].values()
+    assert ti == {"state": "success", "try_number": len(plan)}
+    assert _tries(run) == memory
+    assert run["left"] == {}  # every pod deleted (on_finish_action="delete_pod")
+    for body in run["received"]:
+        check_pod(body)
+    log = logs[name]
+    for number, end in enumerate(plan[:-1], 1):
+        said = f"allotment: note: earlier try {number}: " + ("an OOM kill" if end == "oom" else "no OOM kill")
+        assert said in log, said
+    grown = [n for n, (a, b) in enumerate(itertools.pairwise(memory), 2) if a != b]
+    for number in grown:
+        kills = plan[: number - 1].count("oom")
+        assert f"try {number}: memory 64Mi -> {memory[number - 1]} after {kills} OOM kill" in log
+    if "oom" in plan:
+        assert "container base terminated: OOMKilled, exit code 137" in log
+    if "evicted" in plan:
+        assert "container base terminated: ContainerStatusUnknown, exit code 137 (pod Evicted" in log
+
+
+def test_a_lost_pod_creation_retries_with_the_same_spec_and_leaves_no_pod_running(
+    offline: tuple[dict[str, dict[str, Any]], dict[str, str]],
+) -> None:
+    """Issue 9, scope 7: the API server admits try 1's pod but its answer is lost (a 500; the
+    client's retried create gets 409). Try 1 fails; the pod it cannot see is deleted, not left
+    running beside try 2; the failure is no OOM kill, so try 2 sends the same spec."""
+    results, logs = offline
+    run = results["lost_create"]
+    assert run["state"] == "success" and run["plan_left"] == []
+    assert run["tis"]["grow"] == {"state": "success", "try_number": 2}
+    first, retried, second = run["received"]
+    assert first == retried and first["metadata"]["labels"]["try_number"] == "1"  # the client's own retry of the create
+    assert second["metadata"]["labels"]["try_number"] == "2" and second["metadata"]["name"] != first["metadata"]["name"]
+    assert second["spec"]["containers"][0]["resources"] == first["spec"]["containers"][0]["resources"]  # the same spec
+    assert _memory(second) == ("64Mi", "64Mi")
+    assert first["metadata"]["name"] in run["deleted"]
+    assert run["left"] == {}  # nothing left running
+    log = logs["lost_create"]
+    assert f"allotment: pod {first['metadata']['name']} exists although this try did not see it start" in log
+    assert "earlier try 1: no OOM kill" in log and "its pod was admitted although creating it failed, and was deleted" in log
+
+
+def test_an_api_server_error_on_pod_creation_retries_with_the_same_spec(
+    offline: tuple[dict[str, dict[str, Any]], dict[str, str]],
+) -> None:
+    """Issue 9, scope 7: 500s on pod creation (nothing created) fail try 1; try 2 sends the same spec."""
+    results, logs = offline
+    run = results["api_500"]
+    assert run["state"] == "success" and run["tis"]["grow"] == {"state": "success", "try_number": 2}
+    assert [b["metadata"]["labels"]["try_number"] for b in run["received"]] == ["1", "1", "2"]
+    assert {json.dumps(b["spec"], sort_keys=True) for b in run["received"]} == {json.dumps(run["received"][0]["spec"], sort_keys=True)}
+    assert _tries(run) == ["64Mi", "64Mi"]
+    assert run["left"] == {}
+    assert "earlier try 1: no OOM kill" in logs["api_500"] and "no pod ran: creating it failed" in logs["api_500"]
 
 
 @pytest.mark.parametrize("name", sorted(BAD))
@@ -121,7 +227,8 @@ def test_bad_conf_fails_before_any_pod_request(offline: tuple[dict[str, dict[str
 def test_dag_run_against_a_real_cluster(tmp_path: Path) -> None:
     results, logs = _run(tmp_path, fake=False, kubeconfig=os.environ["KUBECONFIG"])
     by_name = {r["name"]: r for r in results}
-    assert [_memory(body) for body in by_name["override_and_retry"]["sent"]] == [("96Mi", "96Mi"), ("192Mi", "192Mi")]
+    # busybox exits 1: no OOM kill, so the retry asks for the same memory
+    assert [_memory(body) for body in by_name["override_and_retry"]["sent"]] == [("96Mi", "96Mi"), ("96Mi", "96Mi")]
     for name in BAD:
         assert by_name[name]["sent"] == []
         assert BAD[name][1] in logs[name]

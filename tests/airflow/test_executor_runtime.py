@@ -1,10 +1,10 @@
-"""A run's conf overrides and the memory growth of a retry reach the KubernetesExecutor's worker pod
-(issue 10, scope 3), through Airflow's own scheduler-side mechanism: the task instances of a run
-are created with ``get_or_create_dagrun`` (so the registered ``task_instance_mutation_hook`` runs
-with the ``dag_run``), and each try's pod is built and sent by the executor itself
-(``KubernetesExecutor.execute_async`` then ``AirflowKubernetesScheduler.run_next``, which calls
-``PodGenerator.construct_pod`` and the pod mutation hooks) to the stand-in API server
-(``fake_kube_api.py``). Everything runs in a subprocess with an environment of its own
+"""A run's conf overrides and the memory growth after an OOM kill (issue 12) reach the
+KubernetesExecutor's worker pod (issue 10, scope 3), through Airflow's own scheduler-side
+mechanism: the task instances of a run are created with ``get_or_create_dagrun`` (so the
+registered ``task_instance_mutation_hook`` runs with the ``dag_run``), and each try's pod is
+built and sent by the executor itself (``KubernetesExecutor.execute_async`` then
+``AirflowKubernetesScheduler.run_next``, which calls ``PodGenerator.construct_pod`` and the pod
+mutation hooks) to the stand-in API server (``fake_kube_api.py``). Everything runs in a subprocess with an environment of its own
 (``run_executor_e2e.py``). A bad conf leaves the DAG file's pod and fails the task for good when
 it starts (``dag.test()`` runs the task's code, and its pre-execute check, in-process).
 """
@@ -30,6 +30,11 @@ SCENARIOS = [
     {"name": "conf_with", "conf": {"allotment": {"with": "kubernetes:cpu=1,memory=100Mi"}}},
     {"name": "bad_key", "conf": {"allotment": {"tasks": {"crunch": {"image": "evil:latest"}}}}, "dag_test": True},
     {"name": "over_cap", "conf": {"allotment": {"tasks": {"crunch": "memory=100Gi"}}}, "dag_test": True},
+    # issue 12: how the stand-in API server ends each of crunch's worker pods
+    {"name": "oom", "conf": {}, "plan": ["oom"]},
+    {"name": "error", "conf": {}, "plan": ["error"]},
+    {"name": "oom_evicted", "conf": {}, "plan": ["oom", "evicted"], "tries": 3},
+    {"name": "conf_oom", "conf": {"allotment": {"tasks": {"crunch": "memory=128Mi"}}}, "plan": ["oom", "oom"], "tries": 3},
 ]
 
 
@@ -66,8 +71,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     results = {r["name"]: r for r in json.loads((tmp / "results.json").read_text())}
     output = out.stdout + out.stderr
     tested = dict(re.findall(r"=== dag.test (\w+)\n(.*?)(?==== dag.test |\Z)", output, flags=re.S))
+    scheduled = dict(re.findall(r"=== executor (\w+)\n(.*?)(?==== executor |=== dag.test |\Z)", output, flags=re.S))
     for name, result in results.items():
         result["output"] = output
+        result["scheduler_log"] = scheduled.get(name, "")
         result["test_log"] = tested.get(name, "")
     return results
 
@@ -83,9 +90,9 @@ def _resources(body: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("name", "tries"),
     [
-        ("parsed", [("250m", "96Mi"), ("250m", "192Mi")]),  # the DAG file's spec, then x2 for try 2
-        ("conf", [("250m", "128Mi"), ("250m", "256Mi")]),  # the run's conf, then its growth
-        ("conf_with", [("1", "100Mi"), ("1", "200Mi")]),
+        ("parsed", [("250m", "96Mi"), ("250m", "96Mi")]),  # the DAG file's spec; try 1's pod was refused: no OOM kill
+        ("conf", [("250m", "128Mi"), ("250m", "128Mi")]),  # the run's conf
+        ("conf_with", [("1", "100Mi"), ("1", "100Mi")]),
     ],
 )
 def test_the_worker_pod_the_executor_builds_carries_the_run_and_the_try(
@@ -118,7 +125,7 @@ def test_the_worker_pod_the_executor_builds_carries_the_run_and_the_try(
 def test_a_bad_conf_leaves_the_parsed_pod_and_fails_the_task_for_good(runs: dict[str, dict[str, Any]], name: str, message: str) -> None:
     run = runs[name]
     pods = _pods(run, "crunch")
-    assert [_resources(body)["limits"]["memory"] for body in pods] == ["96Mi", "192Mi"]  # nothing from the run
+    assert [_resources(body)["limits"]["memory"] for body in pods] == ["96Mi", "96Mi"]  # nothing from the run
     assert all("evil" not in json.dumps(body) for body in pods)
     assert f"allotment: task crunch of run manual__{name} keeps the worker pod of its DAG file: {message}" in run["output"]
     assert run["tis"]["crunch"] == {"state": "failed", "try_number": 1}  # failed for good: no retry
@@ -126,3 +133,39 @@ def test_a_bad_conf_leaves_the_parsed_pod_and_fails_the_task_for_good(runs: dict
     log = run["test_log"]
     assert "allotment: the task fails before the task's code runs: " + message in log
     assert "crunching" not in log
+
+
+@pytest.mark.parametrize(
+    ("name", "memory", "ends"),
+    [
+        ("oom", ["96Mi", "192Mi"], [True]),  # try 1's worker OOMKilled: try 2's worker pod grown
+        ("error", ["96Mi", "96Mi"], [False]),  # a plain error: the same memory
+        ("oom_evicted", ["96Mi", "192Mi", "192Mi"], [True, False]),  # OOM, eviction (exit code 137): still grown once
+        ("conf_oom", ["128Mi", "256Mi", "512Mi"], [True, True]),  # the run's conf grows, once per OOM kill
+    ],
+)
+def test_the_worker_pod_grows_only_after_an_oom_kill_of_an_earlier_worker(
+    runs: dict[str, dict[str, Any]], name: str, memory: list[str], ends: list[bool]
+) -> None:
+    """Issue 12 on the KubernetesExecutor: the scheduler's pod mutation hook reads the earlier tries'
+    worker pods (kept by the executor when they fail), keeps their ends in the task state store,
+    and sizes the next worker pod once per OOM kill."""
+    run = runs[name]
+    pods = _pods(run, "crunch")
+    assert [body["metadata"]["labels"]["try_number"] for body in pods] == [str(n) for n in range(1, len(memory) + 1)]
+    assert [_resources(body)["limits"]["memory"] for body in pods] == memory
+    assert [_resources(body)["requests"]["memory"] for body in pods] == memory
+    for body in pods:
+        check_pod({"apiVersion": "v1", "kind": "Pod", **body})
+    tries = run["record"]["tries"]
+    assert [tries[str(n)]["end"]["oom_killed"] for n in range(1, len(ends) + 1)] == ends
+    assert tries["1"]["by"].startswith("worker pod allotment-worker-crunch-")
+    log = run["scheduler_log"]
+    assert "allotment: task crunch, worker pod of try 2: earlier try 1: " + ("an OOM kill" if ends[0] else "no OOM kill") in log
+    if True in ends:
+        assert "container base terminated: OOMKilled, exit code 137" in log
+        kills = ends.count(True)
+        assert f"allotment: task crunch, worker pod of try {len(memory)}: try {len(memory)}: memory " in log
+        assert f"after {kills} OOM kill" in log
+    else:
+        assert "OOM kill of earlier tries" not in log

@@ -9,7 +9,7 @@ from typing import Any
 
 import pendulum
 import pytest
-from af_helpers import POLICY, check_pod, container, dagbag, pod_of, run_context, write_dag
+from af_helpers import POLICY, StateStore, check_pod, container, dagbag, pod_of, run_context, write_dag
 from allotment import AllotmentError, Resources, kubernetes, resources
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
@@ -77,9 +77,14 @@ def test_bad_resources_argument(given: Any, words: list[str]) -> None:
         assert word in str(caught.value)
 
 
-def test_retry_memory_factor_argument_grows_memory_by_try() -> None:
+def test_retry_memory_factor_argument_grows_memory_after_oom_kills() -> None:
+    from allotment.airflow.tries import TryRecord, save
+    from allotment.facade import TryEnd
+
     op = _kpo(resources={"memory": "1Gi"}, retry_memory_factor=1.5)
-    assert container(pod_of(op, run_context(op, try_number=3)))["resources"]["limits"]["memory"] == "2304Mi"  # 1024 x 1.5^2
+    store = StateStore()
+    save(store, TryRecord().with_end(1, TryEnd(True, "OOMKilled")).with_end(2, TryEnd(True, "OOMKilled")))
+    assert container(pod_of(op, run_context(op, try_number=3, store=store)))["resources"]["limits"]["memory"] == "2304Mi"  # 1024 x 1.5^2
     assert container(pod_of(op))["resources"]["limits"]["memory"] == "1Gi"
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pendulum
 import pytest
-from af_helpers import POLICY, container, pod_of, run_context
+from af_helpers import POLICY, StateStore, container, pod_of, run_context
 from allotment import AllotmentError
 from allotment.policy import Policy
 from allotment.settings import Settings
@@ -91,18 +91,55 @@ def test_policy_checks_runtime_values() -> None:
         _memory(op, {"allotment": {"with": "memory=16Gi"}})
 
 
-def test_retry_growth_by_try_number_and_capped_by_policy() -> None:
+def _ended(store: StateStore, try_number: int, oom_killed: bool, reason: str) -> StateStore:
+    from allotment.airflow.tries import load, save
+    from allotment.facade import TryEnd
+
+    save(store, load(store).with_end(try_number, TryEnd(oom_killed, reason), f"pod train-{try_number}"))
+    return store
+
+
+OOM = "container base terminated: OOMKilled, exit code 137"
+EVICTED = "container base terminated: Error, exit code 137 (pod Evicted: The node was low on resource: memory)"
+
+
+def test_memory_grows_only_after_an_oom_kill_and_is_capped_by_policy() -> None:
+    from allotment.airflow.resolution import resolve_task
+    from allotment.airflow.runtime import describe
+
+    def memory(store: StateStore | None, try_number: int, conf: Any = None) -> str:
+        op = _kpo(resources={"memory": "8Gi"}, retry_memory_factor=1.5)
+        return str(container(pod_of(op, run_context(op, try_number=try_number, conf=conf, store=store)))["resources"]["limits"]["memory"])
+
+    assert memory(StateStore(), 1) == "8Gi"
+    assert memory(_ended(StateStore(), 1, True, OOM), 2) == "12Gi"  # try 1 OOM-killed
+    assert memory(_ended(StateStore(), 1, False, "container base terminated: Error, exit code 1"), 2) == "8Gi"  # a plain error
+    assert memory(_ended(StateStore(), 1, False, EVICTED), 2) == "8Gi"  # exit code 137 alone is only a SIGKILL
+    oom_then_evicted = _ended(_ended(StateStore(), 1, True, OOM), 2, False, EVICTED)
+    assert memory(oom_then_evicted, 3) == "12Gi"  # grown once, and not lost
+    assert memory(_ended(oom_then_evicted, 3, True, OOM), 4) == "18Gi"
+    assert memory(StateStore(), 3) == "8Gi"  # no record of earlier tries: their ends are unknown, none counts
+    assert memory(_ended(StateStore(), 1, True, OOM), 2, {"allotment": {"tasks": {"train": "memory=10000"}}}) == "15000Mi"  # conf grows too
+    with _with_policy({"caps": {"memory": "16Gi"}}):
+        assert memory(_ended(_ended(StateStore(), 1, True, OOM), 2, True, OOM), 3) == "16Gi"
+        op = _kpo(resources={"memory": "8Gi"}, retry_memory_factor=1.5)
+        store = _ended(_ended(StateStore(), 1, True, OOM), 2, False, EVICTED)
+        _ended(store, 3, True, OOM)
+        lines = describe(resolve_task(op, run_context(op, try_number=4, store=store)))
+    assert "allotment: note: earlier try 1: an OOM kill (pod train-1): " + OOM in lines
+    assert "allotment: note: earlier try 2: no OOM kill (pod train-2): " + EVICTED in lines
+    assert any("cap 16Gi" in line and "would be 18Gi" in line for line in lines)
+    assert "allotment: note: try 4: memory 8Gi -> 16Gi after 2 OOM kills of earlier tries (retry_memory_factor 1.5)" in lines
+
+
+def test_without_a_task_state_store_no_try_counts_and_the_log_says_so() -> None:
     from allotment.airflow.resolution import resolve_task
     from allotment.airflow.runtime import describe
 
     op = _kpo(resources={"memory": "8Gi"}, retry_memory_factor=1.5)
-    assert [_memory(op, None, n) for n in (1, 2, 3)] == ["8Gi", "12Gi", "18Gi"]
-    assert _memory(op, {"allotment": {"tasks": {"train": "memory=10000"}}}, 2) == "15000Mi"  # the conf value grows too
-    with _with_policy({"caps": {"memory": "16Gi"}}):
-        assert _memory(op, None, 3) == "16Gi"
-        lines = describe(resolve_task(op, run_context(op, try_number=3)))
-    assert any("cap 16Gi" in line and "would be 18Gi" in line for line in lines)
-    assert any("try 3: memory 8Gi -> 16Gi (retry_memory_factor 1.5)" in line for line in lines)
+    lines = describe(resolve_task(op, run_context(op, try_number=2)))
+    assert any("earlier tries are not counted: this Airflow has no task state store" in line for line in lines)
+    assert lines[0].endswith("memory=8Gi, retry_memory_factor=1.5")
 
 
 def test_example_policy_file_loads_and_caps() -> None:

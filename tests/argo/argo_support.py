@@ -3,8 +3,8 @@ Argo's substitution and the Pod Argo would create (both through :mod:`argo_templ
 port of the controller's templating with the real expr-lang engine), and the Argo JSON schema.
 
 The evaluator (:func:`evaluate`) covers the expr-lang subset :mod:`allotment.argo.retry`
-writes: numbers, strings, ``workflow.parameters['x']``, ``? :``, ``and``/``or``/``not``,
-comparisons, ``endsWith``, ``matches``, ``+ - * / % **``, array literals, ``{...}`` predicates
+writes: numbers, strings, ``workflow.parameters['x']``, ``lastRetry.status``, ``? :``,
+``and``/``or``/``not``, comparisons, ``endsWith``, ``startsWith``, ``matches``, ``+ - * / % **``, array literals, ``{...}`` predicates
 with ``#``, and the functions ``int``, ``float``, ``ceil``, ``round``, ``len``, ``min``,
 ``max``, ``map``, ``asInt``, ``trimSuffix``, with expr-lang's precedence (its parser's
 operator table: ``or`` 10, ``and`` 15, comparisons 20, ``+ -`` 30, ``* / %`` 60, ``**`` 100
@@ -212,6 +212,7 @@ _BINARY: dict[str, tuple[int, Callable[[Any, Any], Any]]] = {
     ">=": (20, lambda a, b: _number(a) >= _number(b)),
     "matches": (20, _matches),
     "endsWith": (20, lambda a, b: str(a).endswith(str(b)) if isinstance(a, str) and isinstance(b, str) else _bad("endsWith", a)),
+    "startsWith": (20, lambda a, b: str(a).startswith(str(b)) if isinstance(a, str) and isinstance(b, str) else _bad("startsWith", a)),
     "+": (30, _add),
     "-": (30, lambda a, b: _number(a) - _number(b)),
     "*": (60, lambda a, b: _number(a) * _number(b)),
@@ -352,13 +353,21 @@ def _parsed(expression: str) -> Node:
     return _Parser(expression).parse()
 
 
-def substitute(text: str, parameters: Mapping[str, str], retries: int = 0) -> str:
+FIRST_ATTEMPT = {"exitCode": "0", "status": "", "duration": "0", "message": ""}
+"""``lastRetry.*`` on a first attempt (``operator.go`` ``executeTemplate``)."""
+OOM_KILLED = {"exitCode": "137", "status": "Failed", "duration": "12", "message": "main: OOMKilled (exit code 137)"}
+"""``lastRetry.*`` after an attempt whose main container was OOM-killed (``inferFailedReason``)."""
+
+
+def substitute(text: str, parameters: Mapping[str, str], retries: int = 0, last_retry: Mapping[str, str] | None = None) -> str:
     """``text`` (a podSpecPatch, or one value of it) as Argo substitutes it, with workflow
-    parameters ``parameters`` and ``retries``: through :func:`argo_templating.replace` (Go's
-    escaping, expressions on the engine). A tag left unresolved is a
-    :class:`argo_templating.NodeFailure` here (in Argo the pod's quantity would not parse)."""
+    parameters ``parameters``, ``retries`` and ``lastRetry.*`` (``last_retry``; default: a first
+    attempt's values, or after an OOM kill when ``retries`` > 0): through
+    :func:`argo_templating.replace` (Go's escaping, expressions on the engine). A tag left
+    unresolved is a :class:`argo_templating.NodeFailure` here (in Argo the pod's quantity would not parse)."""
     env = {f"workflow.parameters.{k}": v for k, v in parameters.items()}
-    env |= {"retries": str(retries), "lastRetry.exitCode": "0", "lastRetry.status": "", "lastRetry.duration": "0", "lastRetry.message": ""}
+    last = last_retry if last_retry is not None else (OOM_KILLED if retries else FIRST_ATTEMPT)
+    env |= {"retries": str(retries), **{f"lastRetry.{k}": v for k, v in last.items()}}
     trace = argo_templating.Trace()
     out = argo_templating.go_unmarshal(argo_templating.replace(argo_templating.go_json(text), env, trace))
     if trace.unresolved:

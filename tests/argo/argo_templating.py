@@ -991,7 +991,10 @@ def run_attempt(
     last_retry: Mapping[str, str] | None = None,
 ) -> Attempt:
     """One attempt (``retries``: 0 first) of ``template_name`` in a rendered workflow,
-    submitted with ``-p`` ``submitted``; raises :class:`NodeFailure` where Argo fails the node."""
+    submitted with ``-p`` ``submitted``; raises :class:`NodeFailure` where Argo fails the node.
+    ``last_retry``: the ``lastRetry.*`` values (``exitCode``, ``status``, ``duration``,
+    ``message``) of the attempt before; default: a first attempt's, or after an OOM kill of the
+    main container when ``retries`` > 0."""
     spec = workflow_spec(document)
     template = next(t for t in spec["templates"] if t["name"] == template_name)
     globals_ = global_params(document, submitted)
@@ -1010,8 +1013,8 @@ def run_attempt(
         processed = process_args(template, inputs, globals_, locals_, trace)
         if retry_strategy is not None:
             last = dict(last_retry or ({"exitCode": "0", "status": "", "duration": "0", "message": ""} if retries == 0 else {}))
-            if retries > 0 and not last:
-                last = {"exitCode": "137", "status": "Failed", "duration": "12", "message": "OOMKilled (exit code 137)"}
+            if retries > 0 and not last:  # after an OOM kill of the main container (inferFailedReason, operator.go)
+                last = {"exitCode": "137", "status": "Failed", "duration": "12", "message": "main: OOMKilled (exit code 137)"}
             local = {"pod.name": pod_name, "retries": str(retries), **{f"lastRetry.{k}": v for k, v in last.items()}}
             processed = substitute_params(processed, globals_, local, trace)
         patches = []

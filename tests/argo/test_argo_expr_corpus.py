@@ -1,7 +1,8 @@
 """The Python evaluator in ``argo_support`` against the real expr-lang engine (enchanter-golem,
 expr-lang v1.17.8) on a corpus: every kind of expression :mod:`allotment.argo.retry` writes, with
 several bounds, caps and factors, times the catalogue's values and generated quantities, times
-``retries`` 0..3 (a smaller corpus in CI, the whole one with ``ALLOTMENT_FUZZ_LONG=1``). The two
+``retries`` 0..3, each retry after an OOM kill of the main container or another failure (the
+``lastRetry.*`` Argo fills; a smaller corpus in CI, the whole one with ``ALLOTMENT_FUZZ_LONG=1``). The two
 agree on every entry (the same value and type, or both fail), which is where the Python
 evaluator may be trusted (``test_argo_quantities`` uses it for speed); every other test
 evaluates on the engine.
@@ -61,18 +62,36 @@ def values() -> list[str]:
 
 RETRIES = range(4) if LONG else (0, 3)
 
+LAST_RETRIES: dict[str, dict[str, str]] = {
+    "first": {"exitCode": "0", "status": "", "duration": "0", "message": ""},
+    "oom": {"exitCode": "137", "status": "Failed", "duration": "9.5", "message": "main: OOMKilled (exit code 137)"},
+    "error": {"exitCode": "1", "status": "Failed", "duration": "2", "message": "main: Error (exit code 1)"},
+    "faked": {"exitCode": "137", "status": "Failed", "duration": "2", "message": "main: Error (exit code 137): OOMKilled"},
+    "error-phase": {"exitCode": "0", "status": "Error", "duration": "1", "message": "main: OOMKilled (exit code 137)"},
+}
+"""``lastRetry.*`` before an attempt: none yet, an OOM kill, a plain error, a workload's own
+"OOMKilled" termination message after a SIGKILL, and an Error (not Failed) node."""
 
-def _python(expression: str, value: str, retries: int) -> tuple[str, Any]:
+
+def _lasts(retries: int) -> list[str]:
+    if retries == 0:
+        return ["first"]
+    return [k for k in LAST_RETRIES if k != "first"] if LONG else ["oom", "error"]
+
+
+def _python(expression: str, value: str, retries: int, last: str = "first") -> tuple[str, Any]:
+    env = {"workflow": {"parameters": {NAME: value}}, "retries": str(retries), "lastRetry": LAST_RETRIES[last]}
     try:
-        result = evaluate(expression, {"workflow": {"parameters": {NAME: value}}, "retries": str(retries)})
+        result = evaluate(expression, env)
     except ValueError as e:
         return ("fails", type(e).__name__)
     return (type(result).__name__, result)
 
 
-def _engine(expression: str, value: str, retries: int) -> tuple[str, Any]:
+def _engine(expression: str, value: str, retries: int, last: str = "first") -> tuple[str, Any]:
+    env = {f"workflow.parameters.{NAME}": value, "retries": str(retries), **{f"lastRetry.{k}": v for k, v in LAST_RETRIES[last].items()}}
     try:
-        result = engine().evaluate(expression, {f"workflow.parameters.{NAME}": value, "retries": str(retries)})
+        result = engine().evaluate(expression, env)
     except ExpressionFailed:
         return ("fails", "ValueError")
     return (type(result).__name__, result)
@@ -82,11 +101,11 @@ def test_the_python_evaluator_agrees_with_the_engine_on_the_corpus() -> None:
     compared = 0
     disagreements = []
     for (expression, grows), value in itertools.product(expressions(), values()):
-        for retries in RETRIES if grows else (0,):
-            ours, theirs = _python(expression, value, retries), _engine(expression, value, retries)
+        for retries, last in ((r, last) for r in (RETRIES if grows else (0,)) for last in _lasts(r)):
+            ours, theirs = _python(expression, value, retries, last), _engine(expression, value, retries, last)
             compared += 1
             if ours[0] != theirs[0] or (ours[0] != "fails" and ours[1] != theirs[1]):
-                disagreements.append((expression[:60], value, retries, ours, theirs))
+                disagreements.append((expression[:60], value, retries, last, ours, theirs))
     assert disagreements == []
     assert compared >= (90_000 if LONG else 5_000), compared  # the size of the corpus
 

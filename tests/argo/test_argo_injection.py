@@ -11,7 +11,7 @@ strategically merged) with expressions on the real expr-lang engine (enchanter-g
 - the catalogue (``argo_catalogue``): each hostile value for each resource parameter of every
   example workflow and of fresh ones (with a policy, a user ``podSpecPatch``, growth), with its
   hand-written outcome;
-- benign overrides and memory growth per retry through the port, against the core;
+- benign overrides and memory growth per OOM-killed retry through the port, against the core;
 - a hypothesis fuzz over parameter values (``ALLOTMENT_FUZZ_LONG=1``: 100,000 inputs).
 """
 
@@ -379,7 +379,9 @@ def test_caps_of_the_policy_hold_for_submit_parameters(documents: dict[str, dict
 
 
 def _core_growth(mib: int, factor: float, cap: int | None, retries: int) -> int:
-    """Memory for attempt ``retries`` as the core computes it (``Resolved.with_memory_for_try``)."""
+    """Memory for attempt ``retries`` after OOM kills only (the port's default ``lastRetry``) as the
+    core computes it (``Resolved.with_memory_after`` of the count Argo makes, ``argo_oom_kills``)."""
+    from allotment.oom import argo_oom_kills
     from allotment.policy import Policy
 
     @resources(memory=mib, retry_memory_factor=factor)
@@ -387,12 +389,12 @@ def _core_growth(mib: int, factor: float, cap: int | None, retries: int) -> int:
 
     policy = Policy.from_mapping({"caps": {"memory": cap}}) if cap is not None else None
     resolved = CLEAN.resolve(spec_of(step), backend="kubernetes")
-    grown: int = resolved.with_memory_for_try(retries + 1, policy).value("memory")
+    grown: int = resolved.with_memory_after(argo_oom_kills(retries, True), policy).value("memory")
     return grown
 
 
 @pytest.mark.parametrize("given", ["8Gi", "8192", "3000", "1G", "12345Mi", "16Gi"])
-def test_memory_grows_per_retry_as_the_core_computes_it(given: str, documents: dict[str, dict[str, Any]]) -> None:
+def test_memory_grows_per_oom_killed_retry_as_the_core_computes_it(given: str, documents: dict[str, dict[str, Any]]) -> None:
     mib = math.ceil(parse_quantity(given) / MIB) if not given.isdigit() else int(given)
     for document_id, template, factor, cap in (("fresh", "full", 2.0, None), ("fresh-capped", "capped", 1.5, CAPS["memory"])):
         document = documents[document_id]

@@ -8,9 +8,10 @@ For each generated spec (on a Container or an inline Script, with or without a
   equal :func:`allotment.kubernetes.compile_pod` of :meth:`Settings.resolve`;
 - the pod Argo would create (podSpecPatch applied, parameters at their defaults) has those
   same parts, and the parameters carry the compiled values;
-- with ``retry_memory_factor``, attempt ``n`` asks for the memory of
-  :meth:`Resolved.with_memory_for_try` ``(n + 1)``, policy cap included (the runtime cap when
-  the memory is a submit parameter), also when the parameter is given as a plain number of MiB;
+- with ``retry_memory_factor``, attempt ``n`` after an OOM kill asks for the memory of
+  :meth:`RetryGrowth.memory_after` of Argo's count of OOM kills (``argo_oom_kills(n, True)``),
+  policy cap included (the runtime cap when the memory is a submit parameter), also when the
+  parameter is given as a plain number of MiB;
 - where the core rejects the spec, rendering raises the same error.
 """
 
@@ -23,6 +24,7 @@ from allotment.argo import attach, defaults, overridable
 from allotment.argo.names import parameter_name
 from allotment.argo.render import render_workflow
 from allotment.kubernetes import compile_pod
+from allotment.oom import argo_oom_kills
 from allotment.policy import Policy
 from allotment.quantity import parse_quantity
 from allotment.settings import Settings, load_settings
@@ -195,7 +197,8 @@ def test_rendered_template_asks_for_what_the_core_compiles(case: dict[str, Any])
         if case["overridable"] is not False:
             submitted[parameter_name("step", "memory")] = str(resolved.value("memory"))
         for retries in range(4):
-            want = growth.memory_for_try(retries + 1)
+            # after an OOM kill of the last attempt (the port's default lastRetry): Argo's count of OOM kills
+            want = growth.memory_after(argo_oom_kills(retries, True))
             for given in (parameters, submitted):
                 attempt = pod_for(template, given, retries)["spec"]["containers"][0]["resources"]
                 assert _mib(attempt["limits"]["memory"]) == want

@@ -548,7 +548,7 @@ def test_growth_of_a_fixed_memory_is_held_to_the_step_cap() -> None:
     assert parameter_defaults(document) == {}
     assert _attempts(document) == ["4000Mi", "8000Mi", "10000Mi", "10000Mi"]
     resolved = plans(workflow, _with_settings(policy))[0][2].resolved
-    assert [f"{resolved.with_memory_for_try(n + 1, policy).value('memory')}Mi" for n in range(4)] == _attempts(document)
+    assert [f"{resolved.with_memory_after(n, policy).value('memory')}Mi" for n in range(4)] == _attempts(document)  # each after an OOM kill
     from_with = _render(workflow, _with_settings(policy, ["kubernetes:memory=5000"]))
     assert _attempts(from_with) == ["5000Mi", "6000Mi", "6000Mi", "6000Mi"]
 

@@ -379,7 +379,7 @@ def test_batch_effects_ec2() -> None:
         "memory": "containerOverrides MEMORY 8192 (MiB)",
         "gpu": "containerOverrides GPU 1",
         "shared_memory": "job definition linuxParameters.sharedMemorySize 1024 (MiB; a derived revision, not overridable at submit)",
-        "retry_memory_factor": "memory x1.5 per retry (applied at submit)",
+        "retry_memory_factor": "memory x1.5 after each OOM kill (OutOfMemoryError; applied at submit)",
     }
 
 
@@ -390,7 +390,7 @@ def test_batch_effects_issues_no_warning() -> None:
 
 
 def test_batch_notes_are_the_compilers_own() -> None:
-    resolved = resolved_of("train", cpu=300, memory=1000, retry_memory_factor=2.0).with_memory_for_try(2)
+    resolved = resolved_of("train", cpu=300, memory=1000, retry_memory_factor=2.0).with_memory_after(1, try_number=2)
     assert resolved.notes and not any("rounded" in n for n in resolved.notes)
     assert batch_notes(resolved, "fargate") == (
         "cpu 300m rounded up to VCPU 0.5: the smallest valid Fargate size 0.5 vCPU / 2048 MiB",
@@ -399,7 +399,7 @@ def test_batch_notes_are_the_compilers_own() -> None:
 
 
 def test_resolved_notes_are_kept() -> None:
-    resolved = resolved_of("train", memory=1000, retry_memory_factor=2.0).with_memory_for_try(2)
+    resolved = resolved_of("train", memory=1000, retry_memory_factor=2.0).with_memory_after(1, try_number=2)
     plan = compile_batch(resolved, "ec2")
     assert plan.notes[0].startswith("try 2: memory")
     assert _values(plan)["MEMORY"] == "2000"

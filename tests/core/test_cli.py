@@ -287,3 +287,46 @@ def test_a_file_that_fails_to_import_is_an_error_without_traceback(tmp_path: Pat
     assert result.returncode == 1
     assert "failed to import: ModuleNotFoundError: No module named 'does_not_exist_anywhere'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_explain_shows_the_memory_ladder_per_step(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Issue 12, scope 4: the first try's memory, then one rung per OOM kill, up to the policy cap;
+    other failures keep the memory. An Argo template says how Argo counts, under its cap."""
+    flow = tmp_path / "grow_flow.py"
+    flow.write_text(
+        "from allotment import resources\n\n"
+        "@resources(memory='16Gi', retry_memory_factor=1.5)\ndef train():\n    pass\n\n"
+        "@resources(memory='1Gi')\ndef fixed():\n    pass\n"
+    )
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("caps: {memory: 32Gi}\n")
+    code, out, _ = run(capsys, "explain", str(flow), "--backend", "kubernetes", "--policy", str(policy))
+    assert code == 0
+    ladder = (
+        "  note: memory on retries: try 1: 16Gi; after an OOM kill: 24Gi; then 32Gi (held by the cap 32Gi of policy "
+        f"{policy}; 36Gi without it); any other failure retries with the memory it had\n"
+    )
+    assert ladder in out.split("step 'fixed'")[0]
+    assert "memory on retries" not in out.split("step 'fixed'")[1]
+    assert table_rows(out, "train")["retry_memory_factor"][-1] == "memory x1.5 after each OOM kill"
+    code, out, _ = run(capsys, "explain", str(flow), "--backend", "kubernetes", "-o", "json")
+    (train,) = [item for item in json.loads(out) if item["step"] == "train"]
+    assert (
+        "memory on retries: try 1: 16Gi; after an OOM kill: 24Gi; then 36Gi; then 54Gi; x1.5 after each further OOM kill, up to 1Ei; "
+        "any other failure retries with the memory it had"
+    ) in train["notes"]
+
+
+def test_explain_of_an_argo_template_shows_argos_ladder_under_the_runtime_cap(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A submit parameter can set an Argo template's memory, so the runtime cap holds its growth, as
+    in the template's podSpecPatch; and Argo counts OOM kills its own way (docs/design.md §7.3)."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("caps: {memory: 256Gi}\nruntime: {caps: {memory: 64Gi}}\n")
+    code, out, _ = run(capsys, "explain", str(ROOT / "workflows" / "nightly_training.py"), "--policy", str(policy), "-o", "json")
+    assert code == 0
+    (train,) = [item for item in json.loads(out) if item["step"] == "train"]
+    (note,) = [n for n in train["notes"] if n.startswith("memory on retries: ")]
+    held = f"held by the runtime cap 64Gi of policy {policy}; 96Gi without it"
+    assert note.startswith(f"memory on retries: try 1: 64Gi; after an OOM kill: 64Gi ({held})")
+    assert note.endswith("on Argo, which shows an attempt only the one before it, an attempt after any other failure counts every retry "
+                         "before it but one as an OOM kill (x factor^(retries-1); docs/design.md §7.3)")  # fmt: skip

@@ -449,7 +449,7 @@ def test_7_render_batch_mentions_retry_memory_factor(capsys: pytest.CaptureFixtu
     )
     code, out, _ = run(capsys, "render", str(growing), "--target", "batch")
     assert code == 0
-    assert "retry_memory_factor 1.5: memory x1.5 per retry (applied at submit)" in yaml.safe_load(out)["notes"]
+    assert "retry_memory_factor 1.5: memory x1.5 after each OOM kill (OutOfMemoryError; applied at submit)" in yaml.safe_load(out)["notes"]
 
 
 def test_7_version_and_the_closing_summary(capsys: pytest.CaptureFixture[str]) -> None:

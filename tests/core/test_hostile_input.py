@@ -177,21 +177,22 @@ def test_memory_past_28_digits_rounds_up() -> None:
 
 
 def test_retry_growth_without_a_cap_is_held_to_the_memory_maximum() -> None:
-    """Was: 2^44 MiB at try 8, and OverflowError near try 300."""
+    """Was: 2^44 MiB after 7 OOM kills, and OverflowError near 300."""
     resolved = resolved_with(memory=64 * 1024, retry_memory_factor=16)
     growth = resolved.retry_growth()
     assert growth is not None and growth.cap is None and growth.limit == MAX_MIB
-    asked = [growth.memory_for_try(n) for n in range(1, 400)]
+    asked = [growth.memory_after(k) for k in range(0, 399)]
     assert asked[:3] == [65536, 65536 * 16, 65536 * 256]
     assert asked == sorted(asked) and max(asked) == MAX_MIB == asked[-1]
-    assert growth.memory_for_try(8) == MAX_MIB  # 2^16 * 2^28 = 2^44 > 2^40
-    assert growth.memory_for_try(10**18) == MAX_MIB
-    eighth = resolved.with_memory_for_try(8)
+    assert growth.memory_after(7) == MAX_MIB  # 2^16 * 2^28 = 2^44 > 2^40
+    assert growth.memory_after(10**18) == MAX_MIB
+    eighth = resolved.with_memory_after(7, try_number=8)
     assert eighth.value("memory") == MAX_MIB
     assert eighth.notes[-2] == (
-        "memory growth for try 8 held at 1073741824Gi (1Ei), the most memory allotment accepts (more than any machine has)"
+        "memory growth after 7 OOM kills held at 1073741824Gi (1Ei), the most memory allotment accepts (more than any machine has)"
     )
-    assert resolved.with_memory_for_try(300).value("memory") == MAX_MIB
+    assert resolved.with_memory_after(299).value("memory") == MAX_MIB
+    assert growth.ladder() == (65536, 65536 * 16, 65536 * 256, 65536 * 4096)
     # ...and the grown memory compiles for every target, within the maximum.
     assert compile_batch(eighth, "ec2").submit_overrides["containerOverrides"]["resourceRequirements"][-1] == {
         "type": "MEMORY",
@@ -202,7 +203,7 @@ def test_retry_growth_without_a_cap_is_held_to_the_memory_maximum() -> None:
 def test_retry_growth_under_a_cap_notes_the_cap_even_beyond_the_maximum() -> None:
     policy = Policy.from_mapping({"caps": {"memory": "1Ti"}}, origin="p.yaml")
     resolved = resolved_with(memory=64 * 1024, retry_memory_factor=16, policy=policy)
-    held = resolved.with_memory_for_try(400, policy)
+    held = resolved.with_memory_after(399, policy)
     assert held.value("memory") == 1024 * 1024
     assert "held at 1024Gi by the cap 1024Gi of policy p.yaml (would be more than 1073741824Gi)" in held.notes[-2]
 

@@ -322,50 +322,82 @@ def test_resolved_is_immutable() -> None:
 # -- retries ----------------------------------------------------------------------------------------
 
 
-def test_memory_grows_per_try() -> None:
+def test_memory_grows_per_oom_kill() -> None:
     resolved = resolve(step_spec(resources=Resources(memory=1000, retry_memory_factor=1.5)))
-    assert resolved.with_memory_for_try(1) is resolved
-    grown = [resolved.with_memory_for_try(n).value("memory") for n in (1, 2, 3, 4)]
+    assert resolved.with_memory_after(0) is resolved
+    grown = [resolved.with_memory_after(k).value("memory") for k in (0, 1, 2, 3)]
     assert grown == [1000, 1500, 2250, 3375]
-    third = resolved.with_memory_for_try(3)
-    assert str(third.winners["memory"].source) == "retry (try 3: 1000Mi x 1.5^2)"
-    assert third.notes == ("try 3: memory 1000Mi -> 2250Mi (retry_memory_factor 1.5)",)
+    third = resolved.with_memory_after(2, try_number=5)
+    assert str(third.winners["memory"].source) == "retry (after 2 OOM kills: 1000Mi x 1.5^2)"
+    assert third.notes == ("try 5: memory 1000Mi -> 2250Mi after 2 OOM kills of earlier tries (retry_memory_factor 1.5)",)
+    assert resolved.with_memory_after(1).notes == ("memory 1000Mi -> 1500Mi after 1 OOM kill of earlier tries (retry_memory_factor 1.5)",)
     assert resolved.value("memory") == 1000  # unchanged
 
 
-@given(st.integers(1, 10**6), st.sampled_from([1.1, 1.25, 1.3, 1.5, 2.0, 3.7]), st.integers(1, 6))
-def test_memory_growth_is_the_float64_ceiling_never_below_the_exact_one(memory: int, factor: float, try_number: int) -> None:
+@pytest.mark.parametrize("count", [-1, 1.0, True, "1", None])
+def test_the_oom_kill_count_is_a_whole_number(count: object) -> None:
+    resolved = resolve(step_spec(resources=Resources(memory=1000, retry_memory_factor=1.5)), step="train")
+    with pytest.raises(AllotmentError, match=r"step 'train': oom_kills=.* is not a count of OOM kills"):
+        resolved.with_memory_after(count)  # type: ignore[arg-type]
+
+
+@given(st.integers(1, 10**6), st.sampled_from([1.1, 1.25, 1.3, 1.5, 2.0, 3.7]), st.integers(0, 5))
+def test_memory_growth_is_the_float64_ceiling_never_below_the_exact_one(memory: int, factor: float, kills: int) -> None:
     """Growth is computed in float64, as Argo's expr-lang does at run time, so both engines ask for
     the same amount; that is the exact ceiling or (e.g. 100 x 1.1 = 110.00000000000001) 1 MiB more."""
     resolved = resolve(step_spec(resources=Resources(memory=memory, retry_memory_factor=factor)))
-    grown = resolved.with_memory_for_try(try_number).value("memory")
-    assert grown == math.ceil(memory * factor ** (try_number - 1))
-    exact = math.ceil(Decimal(memory) * Decimal(str(factor)) ** (try_number - 1))
+    grown = resolved.with_memory_after(kills).value("memory")
+    assert grown == math.ceil(memory * factor**kills)
+    exact = math.ceil(Decimal(memory) * Decimal(str(factor)) ** kills)
     assert exact <= grown <= exact + 1
 
 
 def test_memory_growth_is_capped_by_policy() -> None:
     resolved = resolve(step_spec(resources=Resources(memory=1000, retry_memory_factor=2)))
     policy = Policy.from_mapping({"caps": {"memory": 3000}}, origin="caps.toml")
-    assert resolved.with_memory_for_try(2, policy).value("memory") == 2000
-    capped = resolved.with_memory_for_try(3, policy)
+    assert resolved.with_memory_after(1, policy).value("memory") == 2000
+    capped = resolved.with_memory_after(2, policy)
     assert capped.value("memory") == 3000
-    assert capped.notes[0] == "memory growth for try 3 held at 3000Mi by the cap 3000Mi of policy caps.toml (would be 4000Mi)"
+    assert capped.notes[0] == "memory growth after 2 OOM kills held at 3000Mi by the cap 3000Mi of policy caps.toml (would be 4000Mi)"
 
 
 def test_memory_growth_under_a_cap_below_the_request_keeps_the_request() -> None:
     resolved = resolve(step_spec(resources=Resources(memory=1000, retry_memory_factor=2)))
     policy = Policy.from_mapping({"caps": {"memory": 500}}, origin="caps.toml")
-    held = resolved.with_memory_for_try(2, policy)
+    held = resolved.with_memory_after(1, policy)
     assert held.value("memory") == 1000
-    assert held.notes[0] == "memory growth for try 2 held at 1000Mi by the cap 500Mi of policy caps.toml (would be 2000Mi)"
+    assert held.notes[0] == "memory growth after 1 OOM kill held at 1000Mi by the cap 500Mi of policy caps.toml (would be 2000Mi)"
 
 
 def test_no_growth_without_a_factor() -> None:
     resolved = resolve(step_spec(resources=Resources(memory=1000)))
-    assert resolved.with_memory_for_try(5) is resolved
+    assert resolved.with_memory_after(5) is resolved
     one = resolve(step_spec(resources=Resources(memory=1000, retry_memory_factor=1)))
-    assert one.with_memory_for_try(5).value("memory") == 1000
+    assert one.with_memory_after(5).value("memory") == 1000
+
+
+def test_the_ladder_shows_each_oom_kill_up_to_the_cap() -> None:
+    """``allotment explain``'s ladder (issue 12, scope 4): the first try, then one rung per OOM kill."""
+    resolved = resolve(step_spec(resources=Resources(memory="16Gi", retry_memory_factor=1.5)))
+    policy = Policy.from_mapping({"caps": {"memory": "32Gi"}}, origin="policy.yaml")
+    growth = resolved.retry_growth(policy)
+    assert growth is not None and growth.ladder() == (16384, 24576, 32768)
+    assert growth.describe_ladder() == (
+        "try 1: 16Gi; after an OOM kill: 24Gi; then 32Gi (held by the cap 32Gi of policy policy.yaml; 36Gi without it); "
+        "any other failure retries with the memory it had"
+    )
+    free = resolved.retry_growth()
+    assert free is not None and free.ladder() == (16384, 24576, 36864, 55296)
+    assert free.describe_ladder() == (
+        "try 1: 16Gi; after an OOM kill: 24Gi; then 36Gi; then 54Gi; x1.5 after each further OOM kill, up to 1Ei; "
+        "any other failure retries with the memory it had"
+    )
+    # every rung is what a try after that many OOM kills asks for
+    assert [resolved.with_memory_after(k, policy).value("memory") for k in range(3)] == list(growth.ladder())
+    low = resolve(step_spec(resources=Resources(memory="16Gi", retry_memory_factor=1.5)))
+    small = low.retry_growth(Policy.from_mapping({"caps": {"memory": "8Gi"}}, origin="p.yaml"))
+    assert small is not None and small.ladder() == (16384, 16384)
+    assert "(no growth: the cap 8Gi of policy p.yaml is below the first try's memory)" in small.describe_ladder()
 
 
 # -- laws of merging (property-based) ---------------------------------------------------------------
@@ -563,10 +595,10 @@ def test_retry_growth_from_runtime_memory_stays_under_the_runtime_cap() -> None:
 
     policy = Policy.from_mapping({"caps": {"memory": "256Gi"}, "runtime": {"caps": {"memory": "64Gi"}}}, origin="p.yaml")
     spec = step_spec(resources=Resources(memory=1024, retry_memory_factor=1.5))
-    from_with = resolve(spec, withs=parse_withs("memory=64Gi"), policy=policy).with_memory_for_try(2, policy)
+    from_with = resolve(spec, withs=parse_withs("memory=64Gi"), policy=policy).with_memory_after(1, policy)
     assert from_with.value("memory") == 65536  # held by runtime.caps, not grown to 96Gi
     assert from_with.winners["memory"].source.is_runtime
-    own = resolve(step_spec(resources=Resources(memory="64Gi", retry_memory_factor=1.5)), policy=policy).with_memory_for_try(2, policy)
+    own = resolve(step_spec(resources=Resources(memory="64Gi", retry_memory_factor=1.5)), policy=policy).with_memory_after(1, policy)
     assert own.value("memory") == 98304  # a step's own memory grows up to caps.memory
 
 

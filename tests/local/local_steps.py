@@ -101,6 +101,16 @@ def fail_first_time(marker: str, mib: int) -> int:
     return touch_mib(mib)
 
 
+def oom_then_fail_then_succeed(marker: str, mib: int) -> int:
+    """Go over the memory on the first call, fail plainly on the second, allocate ``mib`` MiB on the third."""
+    path = Path(marker)
+    calls = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(calls))
+    if calls == 2:
+        raise RuntimeError("a plain failure after an OOM kill")
+    return touch_mib(mib)
+
+
 def huge_allocation() -> int:
     """Ask for far more memory than any machine has: malloc refuses it (MemoryError), no cap needed."""
     return len(bytearray(1 << 62))

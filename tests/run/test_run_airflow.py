@@ -284,12 +284,27 @@ def test_plain_tasks_run_in_a_child_and_an_oom_kill_fails_the_task_after_its_ret
     # the plain @task ran in the local executor's child, on the one core it asked for
     assert "Done. Returned value was: {'program': 'child.py', 'cores': 1}" in out
     assert _table_rows(out)["where"].startswith("1 cpu, 200Mi ")
-    # two Airflow tries of hungry, each OOM-killed at the resolved memory (no count across tries yet)
+    # two Airflow tries of hungry, each OOM-killed at the resolved memory (it has no retry_memory_factor)
     killed = "allotment: task 'hungry' oom-killed: OOMKilled: the step used "
     assert out.count(killed) == 2
     assert len(re.findall(r"allotment: hungry +1 cpu, 96Mi +[^\n]*memory: OOM-killed at 96Mi — ask for more", out)) == 2
     assert "new_state=up_for_retry" in out
     assert "[DAG TEST] running task <TaskInstance: allotment_local_behaviour.after" not in out
+
+
+@pytest.mark.slow
+def test_an_oom_killed_task_is_retried_by_airflow_with_the_grown_memory_and_succeeds(dags_test: dict[str, Any]) -> None:
+    """Issue 12 on the local backend under Airflow: each try is a new process; try 1's OOM kill is
+    kept in the task state store, so try 2 runs under 96Mi x 2 and succeeds."""
+    out = dags_test["behaviour"].stdout + dags_test["behaviour"].stderr
+    assert out.count("allotment: task 'grows' oom-killed: OOMKilled: the step used ") == 1
+    assert re.search(r"allotment: grows +1 cpu, 96Mi +[^\n]*memory: OOM-killed at 96Mi", out)
+    assert "allotment: note: earlier try 1: an OOM kill (the local backend): OOMKilled: the step used " in out
+    assert "allotment: note: try 2: memory 96Mi -> 192Mi after 1 OOM kill of earlier tries (retry_memory_factor 2.0)" in out
+    assert "allotment: task 'grows' on local: cpu=1, memory=192Mi, retry_memory_factor=2.0" in out  # what try 2 asks for
+    assert "allotment:   memory 192Mi from retry (after 1 OOM kill: 96Mi x 2.0^1)" in out
+    assert re.search(r"allotment: grows +1 cpu, 192Mi ", out)  # the second try's row: the grown cap
+    assert "Done. Returned value was: 160" in out
 
 
 def test_task_kubernetes_pods_run_the_function_without_allotment_decorators(tmp_path: Path) -> None:

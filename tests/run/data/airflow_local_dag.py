@@ -3,8 +3,11 @@
 * ``where``: a plain ``@task`` with ``@resources`` under the LocalExecutor: its callable runs in the
   local executor's child process (``child.py``), pinned to one core;
 * ``hungry``: ``@task.allotment`` over its memory: OOM-killed, retried once by Airflow with the same
-  memory (nothing counts OOM kills across tries yet), and failed with the reason in its log;
-* ``after``: never runs (its upstream failed).
+  memory (it has no ``retry_memory_factor``), and failed with the reason in its log;
+* ``after``: never runs (its upstream failed);
+* ``grows``: ``@task.allotment`` over its memory with ``retry_memory_factor=2``: OOM-killed at 96Mi,
+  retried by Airflow (a new process) with 192Mi, as the task state store says try 1 was an OOM
+  kill (issue 12), and succeeds.
 """
 
 import pendulum
@@ -35,7 +38,16 @@ def allotment_local_behaviour() -> None:
     def after(size: int) -> None:
         print(size)
 
+    @resources(memory="96Mi", retry_memory_factor=2)
+    @task.allotment(retries=1, retry_delay=0)
+    def grows() -> int:
+        block = bytearray(160 * 1024 * 1024)
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        return len(block) // (1024 * 1024)
+
     after(hungry(where()))
+    grows()
 
 
 allotment_local_behaviour()
