@@ -42,6 +42,7 @@ from typing import Any
 from allotment.facade import AllotmentError, spec_of
 
 from .config import active_settings
+from .failures import clean, defer_or_raise, importing_dag_file
 
 __all__ = ["BACKEND_OPERATORS", "portable_backend", "portable_task"]
 
@@ -81,7 +82,35 @@ def portable_task(
     """Allotment's KubernetesPodOperator or BatchOperator for this deployment (module docs).
 
     ``common``: arguments for either operator (``resources``, ``retry_memory_factor``, ``step``,
-    ``retries``, ...); ``kubernetes`` / ``batch``: arguments for that operator only."""
+    ``retries``, ...); ``kubernetes`` / ``batch``: arguments for that operator only.
+
+    An error in these arguments found while Airflow imports the DAG file is kept on a stand-in
+    task and raised by allotment's cluster policy (:mod:`allotment.airflow.failures`), so the
+    file's import error is one line, as for the operators' own errors."""
+    try:
+        backend, own = _choose(task_id, common, kubernetes, batch, fallback)
+    except AllotmentError as found:
+        error = found.with_context(step=task_id, source="portable_task" if found.field is not None else None)
+        if not importing_dag_file():
+            raise clean(error) from None
+        from airflow.sdk import BaseOperator
+
+        stand_in = BaseOperator(task_id=task_id)
+        defer_or_raise(stand_in, error)
+        return stand_in
+    if backend == "batch":
+        from .batch import BatchOperator
+
+        return BatchOperator(task_id=task_id, **common, **own)
+    from .operators import KubernetesPodOperator
+
+    return KubernetesPodOperator(task_id=task_id, **common, **own)
+
+
+def _choose(
+    task_id: str, common: Mapping[str, Any], kubernetes: Mapping[str, Any] | None, batch: Mapping[str, Any] | None, fallback: str
+) -> tuple[str, dict[str, Any]]:
+    """The backend of a portable task and the arguments only its operator takes."""
     backend, why = portable_backend(common.get("step"), fallback=fallback)
     own = dict((kubernetes if backend == "kubernetes" else batch) or {})
     if not own and backend == "batch" and batch is None:
@@ -97,10 +126,4 @@ def portable_task(
             step=task_id,
             accepted="give each argument once",
         )
-    if backend == "batch":
-        from .batch import BatchOperator
-
-        return BatchOperator(task_id=task_id, **common, **own)
-    from .operators import KubernetesPodOperator
-
-    return KubernetesPodOperator(task_id=task_id, **common, **own)
+    return backend, own
