@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .decorators import StepSpec, innermost, spec_of
 from .errors import AllotmentError, debug_cause
+from .faces import import_hint
 from .model import Resources
 from .sources import Source
 
@@ -120,9 +121,9 @@ def load_module(path: Path) -> ModuleType:
         raise in_file(e, path) from debug_cause(e)
     except Exception as e:
         del sys.modules[name]
-        raise AllotmentError(f"{path} failed to import: {type(e).__name__}: {e}", accepted=f"fix the file; {DEBUG_HINT}") from debug_cause(
-            e
-        )
+        hint = import_hint(e)
+        accepted = f"{hint}; {DEBUG_HINT}" if hint else f"fix the file; {DEBUG_HINT}"
+        raise AllotmentError(f"{path} failed to import: {type(e).__name__}: {e}", accepted=accepted) from debug_cause(e)
     except SystemExit as e:
         del sys.modules[name]
         raise AllotmentError(

@@ -31,11 +31,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENGINE_FACES",
+    "IMPORT_HINTS",
     "RENDER_TARGETS",
     "RUNNERS",
     "STEP_FINDERS",
     "connect_engines",
     "face_package",
+    "import_hint",
     "load_finder",
     "load_runner",
     "load_target",
@@ -71,6 +73,13 @@ RUNNERS: Final[dict[str, str]] = {
 the plan of what the file's engine objects run (None: the file has none). Called only when the
 engine is already imported."""
 
+IMPORT_HINTS: Final[dict[str, str]] = {
+    "airflow": "allotment.airflow.hints:import_hint",
+}
+"""Engine module -> a function ``(exception) -> str | None``: advice for an exception raised while
+a user's file was imported, when that engine's misuse explains it (None: no advice). Called only
+when the engine is already imported."""
+
 Renderer = Callable[[Sequence[Path], Any, Mapping[str, Any]], list[dict[str, Any]]]
 
 
@@ -94,6 +103,23 @@ def load_finder(engine: str) -> Callable[[Any, Path], list[Any]]:
     module_name, _, function = STEP_FINDERS[engine].partition(":")
     finder: Callable[[Any, Path], list[Any]] = getattr(importlib.import_module(module_name), function)
     return finder
+
+
+def import_hint(error: BaseException) -> str | None:
+    """The first advice a face of an imported engine has for ``error`` (see :data:`IMPORT_HINTS`);
+    None when none has any, or a face's adviser cannot be loaded (advice never hides the error)."""
+    for engine, where in IMPORT_HINTS.items():
+        if engine not in sys.modules:
+            continue
+        module_name, _, function = where.partition(":")
+        try:
+            adviser = getattr(importlib.import_module(module_name), function)
+            hint = adviser(error)
+        except Exception:
+            continue
+        if isinstance(hint, str) and hint:
+            return hint
+    return None
 
 
 def load_runner(engine: str) -> Callable[[Any, Path], Any]:

@@ -307,6 +307,35 @@ def test_the_stock_kpo_given_airflow_resources_gets_a_hint(
     ) in out + err + caplog.text
 
 
+def test_the_stock_kpo_given_allotments_resources_form_gets_the_hint_from_explain(tmp_path: Path) -> None:
+    # Airflow's own constructor raises a bare TypeError before any hook of allotment's runs, so
+    # Airflow's import error stays Airflow's; allotment's tools add the advice to it.
+    dag = write_dag(
+        tmp_path,
+        "stock.py",
+        """
+        import pendulum
+        from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+        from airflow.sdk import DAG
+        with DAG("stock", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
+            KubernetesPodOperator(task_id="prep", image="busybox", resources={"cpu": 2, "memory": 8192})
+    """,
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALLOTMENT_", "AIRFLOW__", "PYTHONPATH"))}
+    env.update({"AIRFLOW_HOME": str(tmp_path / "home"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
+    out = subprocess.run(
+        [sys.executable, "-m", "allotment", "explain", str(dag)], env=env, capture_output=True, text=True, check=False, timeout=300
+    )
+    assert (out.returncode, out.stdout) == (1, "")
+    assert out.stderr.splitlines() == [
+        f"allotment: error: {dag} failed to import: TypeError: Resources.__init__() got an unexpected keyword argument 'cpu'; "
+        "an Airflow operator got resources= with 'cpu', which only allotment's form has; the provider's operators take "
+        "Airflow's form (cpus, ram, disk, gpus) and size no pod with it: use allotment.airflow.KubernetesPodOperator (or "
+        "BatchOperator), which takes resources= in either form; run with ALLOTMENT_DEBUG=1 to see the traceback",
+        "allotment: explain: 0 steps in 1 file, 1 error",
+    ]
+
+
 def test_batch_operator_errors_are_one_line_import_errors(tmp_path: Path) -> None:
     head = """
         import pendulum
@@ -329,3 +358,30 @@ def test_batch_operator_errors_are_one_line_import_errors(tmp_path: Path) -> Non
         "platform": "AirflowClusterPolicyError: step 'train': platform='lambda' from platform= on BatchOperator is not an AWS Batch "
         "platform; use one of ec2, fargate, eks",
     }
+
+
+def test_portable_task_argument_errors_are_one_line_import_errors(tmp_path: Path) -> None:
+    head = """
+        import pendulum
+        from airflow.sdk import DAG
+        from allotment.airflow import portable_task
+        START = pendulum.datetime(2025, 1, 1, tz="UTC")
+    """
+    write_dag(tmp_path, "twice.py", head + """
+        with DAG("twice", schedule=None, start_date=START):
+            portable_task(task_id="prep", resources={"cpu": 2}, kubernetes={"image": "busybox", "task_id": "other"})
+    """)
+    write_dag(tmp_path, "fallback.py", head + """
+        with DAG("fallback", schedule=None, start_date=START):
+            portable_task(task_id="prep", fallback="lambda", kubernetes={"image": "busybox"})
+    """)
+    errors = {Path(path).stem: text for path, text in dagbag(tmp_path).import_errors.items()}
+    assert errors["twice"] == (
+        "AirflowClusterPolicyError: step 'prep': portable_task got 'task_id' both in kubernetes= and as a common argument; "
+        "give each argument once"
+    )
+    assert errors["fallback"] == (
+        "AirflowClusterPolicyError: step 'prep': fallback='lambda' from portable_task is no backend a portable task can run "
+        "on; use one of kubernetes, batch"
+    )
+    assert all("Traceback" not in text and "\n" not in text for text in errors.values())
