@@ -17,13 +17,21 @@ lets a caller (``allotment render``, ``allotment explain``) put its own settings
 environment) in force for a block; the Airflow config completes them there too
 (:func:`active_settings`), so a DAG file parsed by the CLI is parsed exactly as the engine parses
 it, with the same ``[allotment]`` policy, profile, backend and ``with`` specs.
+
+While Airflow imports one DAG file (the module it executes), the environment and the config file
+are read once for all its tasks (:func:`_once_per_dag_file`), not once per task: the DAG
+processor fixes both before it imports a file, and the next import (a new module object, or
+:func:`read_config_anew`) reads them again.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from types import ModuleType
+from typing import Any, Final, TypeVar
 
 from allotment.facade import ENV, Settings, current_settings, load_settings, using_settings
 
@@ -33,6 +41,7 @@ __all__ = [
     "airflow_config",
     "airflow_settings",
     "operator_resource_defaults",
+    "read_config_anew",
     "using_settings",
     "with_airflow_config",
 ]
@@ -49,7 +58,46 @@ _read: dict[tuple[Any, ...], dict[str, str | None]] = {}
 _ENV_NAMES: Final = tuple(f"AIRFLOW__{SECTION.upper()}__{key.upper()}{suffix}" for key in _KEYS for suffix in ("", "_CMD", "_SECRET"))
 
 
+_T = TypeVar("_T")
+_per_file: list[Any] = [None, {}]
+"""[the DAG file module being imported, {what was read: its value}] (:func:`_once_per_dag_file`)."""
+
+
+def _dag_file_module() -> ModuleType | None:
+    """The module Airflow is executing for a DAG file now (its importer puts it in ``sys.modules``
+    under the name it auto-registers DAGs for), else None."""
+    from airflow.sdk.definitions._internal.contextmanager import DagContext
+
+    name = DagContext.current_autoregister_module_name
+    return sys.modules.get(name) if name is not None else None
+
+
+def _once_per_dag_file(what: str, read: Callable[[], _T]) -> _T:
+    """``read()``, once per DAG file import for ``what``; every call outside one reads anew."""
+    module = _dag_file_module()
+    if module is None:
+        return read()
+    if _per_file[0] is not module:
+        _per_file[:] = [module, {}]  # holds the module, so its id is not reused while memoized
+    memo: dict[str, Any] = _per_file[1]
+    if what not in memo:
+        memo[what] = read()
+    found: _T = memo[what]
+    return found
+
+
+def read_config_anew() -> None:
+    """Forget what :func:`_once_per_dag_file` read: for a caller that executes a DAG file again in
+    the same module object (allotment's own step finder, :func:`allotment.airflow.discover.dags_of`)."""
+    _per_file[:] = [None, {}]
+
+
 def _config_key() -> tuple[Any, ...]:
+    """What the ``[allotment]`` options can change with (:func:`_read_config_key`), once per DAG file import."""
+    return _once_per_dag_file("config key", _read_config_key)
+
+
+def _read_config_key() -> tuple[Any, ...]:
     """What the ``[allotment]`` options can change with: the ``AIRFLOW__ALLOTMENT__*`` environment,
     the config file (its path and modification time) and Airflow's config object itself. (A
     ``conf.set`` in the same process after the first read is not seen; deployments set options in
@@ -111,6 +159,10 @@ def _mtime(path: str | None) -> float | None:
 
 def airflow_settings() -> Settings:
     """Settings from the environment and the Airflow config, cached while neither (nor the policy file) changes."""
+    return _once_per_dag_file("settings", _airflow_settings)
+
+
+def _airflow_settings() -> Settings:
     config = airflow_config()
     env = {var: os.environ[var] for var in ENV.values() if var in os.environ}
     policy_path = env.get(ENV["policy"]) or config.get("policy")

@@ -25,6 +25,8 @@ from typing import Any
 
 from allotment.facade import Resolved, Settings, Step, using_settings
 
+from .config import read_config_anew
+
 __all__ = ["dags_of", "find_steps"]
 
 
@@ -47,10 +49,12 @@ def dags_of(module: ModuleType, file: Path) -> list[Any]:
     folder = str(Path(file).resolve().parent)
     sys.path.insert(0, folder)
     DagContext.current_autoregister_module_name = module.__name__
+    read_config_anew()  # the same module object as an earlier run's, maybe under other settings
     try:
         exec(code, vars(module))
     finally:
         DagContext.current_autoregister_module_name = previous
+        read_config_anew()
         if folder in sys.path:
             sys.path.remove(folder)
         ours = {(dag, mod) for dag, mod in DagContext.autoregistered_dags - before if mod is module}

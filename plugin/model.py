@@ -24,6 +24,10 @@ from .quantity import format_cpu, format_mib
 __all__ = ["Resources", "describe_value"]
 
 
+_EMPTY: dict[type[Resources], Resources] = {}
+"""The empty spec of each Resources class, built once (:meth:`Resources.normalized`)."""
+
+
 class Resources(BaseModel):
     """A resource request. Frozen; :func:`allotment.merge.merge` returns new ones.
 
@@ -82,6 +86,11 @@ class Resources(BaseModel):
     @classmethod
     def normalized(cls, **values: object) -> Resources:
         """Build from values already in the held units (cpu in millicores, sizes in MiB)."""
+        if not values:
+            empty = _EMPTY.get(cls)
+            if empty is None:
+                empty = _EMPTY[cls] = cls.model_construct()  # frozen: one empty spec per class serves every caller
+            return empty
         unknown = sorted(set(values) - set(FIELDS))
         if unknown:
             raise AllotmentError(f"unknown field(s) {', '.join(unknown)}", accepted=f"fields are {', '.join(FIELDS)}")
