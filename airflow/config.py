@@ -26,9 +26,11 @@ processor fixes both before it imports a file, and the next import (a new module
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, TypeVar
@@ -42,6 +44,7 @@ __all__ = [
     "airflow_settings",
     "operator_resource_defaults",
     "read_config_anew",
+    "reading_for",
     "using_settings",
     "with_airflow_config",
 ]
@@ -60,7 +63,7 @@ _ENV_NAMES: Final = tuple(f"AIRFLOW__{SECTION.upper()}__{key.upper()}{suffix}" f
 
 _T = TypeVar("_T")
 _per_file: list[Any] = [None, {}]
-"""[the DAG file module being imported, {what was read: its value}] (:func:`_once_per_dag_file`)."""
+"""[the DAG file module being imported (or the DAG in the cluster policy), {what was read: its value}]."""
 
 
 def _dag_file_module() -> ModuleType | None:
@@ -72,13 +75,29 @@ def _dag_file_module() -> ModuleType | None:
     return sys.modules.get(name) if name is not None else None
 
 
+_bagging: ContextVar[Any] = ContextVar("allotment_bagging_dag", default=None)
+
+
+@contextlib.contextmanager
+def reading_for(dag: Any) -> Iterator[None]:
+    """Within the block (allotment's cluster policy on a task of ``dag``, which Airflow runs right
+    after it imported the DAG file, when no import is under way any more), the deployment is read
+    once per ``dag`` object too (:func:`_once_per_dag_file`): a new import builds new DAG objects."""
+    token = _bagging.set(dag)
+    try:
+        yield
+    finally:
+        _bagging.reset(token)
+
+
 def _once_per_dag_file(what: str, read: Callable[[], _T]) -> _T:
-    """``read()``, once per DAG file import for ``what``; every call outside one reads anew."""
-    module = _dag_file_module()
-    if module is None:
+    """``read()``, once per DAG file import for ``what`` (or per DAG object in the cluster policy,
+    :func:`reading_for`); every call outside both reads anew."""
+    owner = _dag_file_module() or _bagging.get()
+    if owner is None:
         return read()
-    if _per_file[0] is not module:
-        _per_file[:] = [module, {}]  # holds the module, so its id is not reused while memoized
+    if _per_file[0] is not owner:
+        _per_file[:] = [owner, {}]  # holds the owner, so its id is not reused while memoized
     memo: dict[str, Any] = _per_file[1]
     if what not in memo:
         memo[what] = read()

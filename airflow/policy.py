@@ -75,10 +75,12 @@ def task_policy(task: Any) -> None:
     if not ours and (function is None or spec_of(function) is None):
         _hint_stock_operator(task)
         return
+    from .config import reading_for
     from .local_task import run_here
     from .operators import apply
 
-    apply(task)
+    with reading_for(getattr(task, "dag", None)):
+        apply(task)
     run_here(task)
 
 

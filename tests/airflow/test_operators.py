@@ -4,6 +4,7 @@ bad specs as DAG import errors."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -310,22 +311,43 @@ def test_deployment_wide_with_from_env_and_airflow_config(monkeypatch: pytest.Mo
     assert op.resources.cpus.qty == 3
 
 
-def test_the_deployment_is_read_once_per_dag_file_import_and_anew_for_the_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # allotment reads [allotment] and the environment once while Airflow imports a DAG file (for
-    # all its tasks); the next import of the same file, in the same process, reads them again.
-    write_dag(tmp_path, "two.py", '''
+_READ_ONCE_TASKS = {
+    # set up while the DAG file is imported
+    "operators": """
+        for name in ("a", "b"):
+            KubernetesPodOperator(task_id=name, image="busybox", resources={"cpu": 1})
+    """,
+    # set up by allotment's cluster policy, right after the import
+    "decorated": """
+        for name in ("a", "b"):
+            @resources(cpu=1)
+            @task.kubernetes(image="busybox", task_id=name)
+            def step() -> None: ...
+            step()
+    """,
+}
+
+
+@pytest.mark.parametrize("tasks", sorted(_READ_ONCE_TASKS))
+def test_the_deployment_is_read_once_per_dag_file_import_and_anew_for_the_next(
+    tasks: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # allotment reads [allotment] and the environment once per DAG file import (for all its
+    # tasks); the next import of the same file, in the same process, reads them again.
+    head = """
         import pendulum
-        from airflow.sdk import DAG
+        from airflow.sdk import DAG, task
+        from allotment import resources
         from allotment.airflow import KubernetesPodOperator
         with DAG("two", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
-            for name in ("a", "b"):
-                KubernetesPodOperator(task_id=name, image="busybox", resources={"cpu": 1})
-    ''')
+    """
+    body = textwrap.indent(textwrap.dedent(_READ_ONCE_TASKS[tasks]), "    ")
+    (tmp_path / "two.py").write_text(textwrap.dedent(head) + body)
     for cpu in ("2", "3"):
         monkeypatch.setenv("AIRFLOW__ALLOTMENT__WITH", f"kubernetes:cpu={cpu}")
         dag = dagbag(tmp_path).dags["two"]
-        for name in ("a", "b"):  # Airflow's resources, filled while the file is imported
-            assert dag.get_task(name).resources.cpus.qty == int(cpu)
+        for name in ("a", "b"):  # Airflow's resources, filled when the DAG file is parsed
+            assert dag.get_task(name).resources.cpus.qty == int(cpu), name
 
 
 def test_bad_specs_are_the_dag_files_import_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
