@@ -18,34 +18,26 @@ file import), for bug reports.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Final, NoReturn
 
-from allotment.facade import AllotmentError
+from allotment.facade import DEBUG_ENV, AllotmentError, debugging, show_whole_chain
 
 __all__ = ["DEBUG_ENV", "ERROR_ATTR", "clean", "debug", "defer_or_raise", "deferred_error", "fail", "importing_dag_file", "raise_deferred"]
 
-DEBUG_ENV: Final = "ALLOTMENT_DEBUG"
 ERROR_ATTR: Final = "_allotment_error"
 """The task attribute holding an error found while the task was built during a DAG file import."""
 
 
 def debug() -> bool:
-    """True when ``ALLOTMENT_DEBUG`` asks for the full chain of every error."""
-    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    """True when ``ALLOTMENT_DEBUG`` asks for the full chain of every error (the core's switch)."""
+    return debugging()
 
 
 def clean(error: AllotmentError) -> AllotmentError:
     """``error`` without its chain of causes and its traceback (under ``ALLOTMENT_DEBUG``, the same
-    error with its whole chain shown: the core raises its outermost errors ``from None``, so the
-    contexts it suppressed are shown again)."""
+    error with its whole chain shown, :func:`allotment.facade.show_whole_chain`)."""
     if debug():
-        seen: set[int] = set()
-        link: BaseException | None = error
-        while link is not None and id(link) not in seen:
-            seen.add(id(link))
-            link.__suppress_context__ = False
-            link = link.__cause__ or link.__context__
+        show_whole_chain(error)
         return error
     fresh = error.with_context()
     fresh.__cause__ = None

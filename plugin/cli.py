@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import AllotmentError, AllotmentWarning
+from .errors import DEBUG_ENV, AllotmentError, AllotmentWarning, debugging, show_whole_chain
 
 if TYPE_CHECKING:
     from .discover import Step
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DEBUG_ENV", "build_parser", "main", "resolve_step"]
 
-DEBUG_ENV = "ALLOTMENT_DEBUG"
 """Set to 1 to see the traceback of every error the command reports."""
 
 _DESCRIPTION = """\
@@ -212,18 +211,9 @@ def _debug_hint() -> str:
     return f"run with {DEBUG_ENV}=1 to see the traceback"
 
 
-def _debugging() -> bool:
-    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
-
-
 def _print_traceback(error: BaseException) -> None:
     """``error``'s traceback with every exception of its chain, suppressed contexts included."""
-    seen: set[int] = set()
-    link: BaseException | None = error
-    while link is not None and id(link) not in seen:
-        seen.add(id(link))
-        link.__suppress_context__ = False
-        link = link.__cause__ or link.__context__
+    show_whole_chain(error)
     traceback.print_exception(error, file=sys.stderr)
 
 
@@ -299,7 +289,7 @@ class _Run:
             if text not in self.shown_notes:  # explain's table shows its steps' warnings already
                 print(f"allotment: warning: {text}", file=sys.stderr)
         errors = [*(self.tally.errors if self.tally is not None else []), *self.errors]
-        debug = _debugging()
+        debug = debugging()
         for error in errors:
             if debug:
                 _print_traceback(error)

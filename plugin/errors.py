@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "DEBUG_ENV",
     "MAX_MESSAGE",
     "MAX_SHOWN",
     "AllotmentError",
@@ -24,6 +25,8 @@ __all__ = [
     "FieldError",
     "clip",
     "debug_cause",
+    "debugging",
+    "show_whole_chain",
     "shown",
 ]
 
@@ -166,10 +169,30 @@ class AllotmentWarning(UserWarning):
     list the text among their notes, so ``explain`` and ``render`` show it."""
 
 
+DEBUG_ENV: Final = "ALLOTMENT_DEBUG"
+"""The switch that shows every error with its whole chain of causes (for bug reports)."""
+
+
+def debugging() -> bool:
+    """True when ``ALLOTMENT_DEBUG`` asks for the whole chain of every error (read when called, not at import)."""
+    import os
+
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
 def debug_cause(error: BaseException) -> BaseException | None:
     """What a re-raised error names as its cause: nothing (users see one clear message), or,
     under ``ALLOTMENT_DEBUG=1``, the ``error`` it came from, so tracebacks show the whole chain.
     Use as ``raise AllotmentError(...) from debug_cause(e)``; read when raised, not at import."""
-    import os
+    return error if debugging() else None
 
-    return error if os.environ.get("ALLOTMENT_DEBUG", "").strip().lower() not in ("", "0", "false", "no") else None
+
+def show_whole_chain(error: BaseException) -> None:
+    """Make ``error``'s traceback show every exception of its chain: the core raises its outermost
+    errors ``from None``, so the contexts it suppressed are shown again."""
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        link.__suppress_context__ = False
+        link = link.__cause__ or link.__context__

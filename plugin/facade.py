@@ -34,7 +34,9 @@ local backend     :func:`run_local` (a task's callable in a child process under 
                   spec) with :func:`local_table`; :class:`LocalRun` and :class:`StepRun`
                   (what a face's ``allotment run`` runner drives)
 words             :class:`AllotmentError`, :func:`describe_value`; :func:`defer_errors_while` (a
-                  face reports a decorator's error where its engine shows it in one line)
+                  face reports a decorator's error where its engine shows it in one line);
+                  :data:`DEBUG_ENV`, :func:`debugging`, :func:`show_whole_chain` (the switch
+                  that shows an error's whole chain)
 ================  =======================================================================
 """
 
@@ -43,7 +45,7 @@ from __future__ import annotations
 from .batch import PLATFORMS, BatchPlan, compile_batch, ensure_job_definition, job_name, merge_container_overrides, merge_submit_overrides
 from .decorators import Layer, StepSpec, agree_option, defer_errors_while, innermost, kubernetes, resources, spec_of
 from .discover import Step, iter_steps, load_module, python_files
-from .errors import AllotmentError
+from .errors import DEBUG_ENV, AllotmentError, debugging, show_whole_chain
 from .fields import FIELDS
 from .kubernetes import PodFit, PodParts, PodRead, compile_pod, is_templated, read_pod
 from .kubernetes import fit as fit_pod
@@ -58,6 +60,7 @@ from .targets import SHM_VOLUME, TARGETS
 from .withspec import WithSpec, check_steps, parse_runtime
 
 __all__ = [
+    "DEBUG_ENV",
     "ENV",
     "FIELDS",
     "KUBERNETES_OOM_REASON",
@@ -87,6 +90,7 @@ __all__ = [
     "compile_batch",
     "compile_pod",
     "current_settings",
+    "debugging",
     "defer_errors_while",
     "describe_value",
     "ensure_job_definition",
@@ -109,6 +113,7 @@ __all__ = [
     "resources",
     "run_local",
     "runtime_bound",
+    "show_whole_chain",
     "spec_of",
     "using_settings",
 ]
