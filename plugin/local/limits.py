@@ -72,31 +72,25 @@ class Limits:
         for name, value in positive.items():
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
                 unit = "millicores" if name == "cpu" else "MiB"
-                raise AllotmentError(
+                raise self.error(
+                    name,
                     "is not a positive whole number",
-                    step=self.step,
-                    field=name,
                     value=value,
-                    source=self.source_of(name),
                     accepted=f"give {name} in {unit} as an int > 0, or None",
                 )
         if self.gpu is not None and (isinstance(self.gpu, bool) or not isinstance(self.gpu, int) or self.gpu < 0):
-            raise AllotmentError(
+            raise self.error(
+                "gpu",
                 "is not a GPU count",
-                step=self.step,
-                field="gpu",
                 value=self.gpu,
-                source=self.source_of("gpu"),
                 accepted="give a whole number >= 0, or None",
             )
         factor = self.retry_memory_factor
         if factor is not None and (isinstance(factor, bool) or not isinstance(factor, int | float) or not 1 <= factor <= 16):
-            raise AllotmentError(
+            raise self.error(
+                "retry_memory_factor",
                 "is out of range",
-                step=self.step,
-                field="retry_memory_factor",
                 value=factor,
-                source=self.source_of("retry_memory_factor"),
                 accepted="use a number from 1 (no growth) to 16, or None",
             )
         if not isinstance(self.sources, MappingProxyType):
@@ -133,6 +127,10 @@ class Limits:
     def source_of(self, name: str) -> str | None:
         """Where ``name``'s value came from, when known."""
         return self.sources.get(name)
+
+    def error(self, field: str, problem: str, *, value: object, accepted: str) -> AllotmentError:
+        """The error for ``field`` of this step: ``problem``, naming the step, the value, where it came from and what is accepted."""
+        return AllotmentError(problem, step=self.step, field=field, value=value, source=self.source_of(field), accepted=accepted)
 
     def with_memory(self, memory_mib: int, source: str) -> Limits:
         """These limits with another memory cap (a retry's grown memory), ``source`` saying why."""
@@ -174,11 +172,9 @@ class Limits:
     def check_vendor(self) -> None:
         """Only NVIDIA GPUs can be handed out here (through ``CUDA_VISIBLE_DEVICES``)."""
         if self.gpu and self.gpu_vendor is not None and self.gpu_vendor not in _NVIDIA:
-            raise AllotmentError(
+            raise self.error(
+                "gpu_vendor",
                 "cannot be honoured by the local backend, which hands out NVIDIA GPUs only (through CUDA_VISIBLE_DEVICES)",
-                step=self.step,
-                field="gpu_vendor",
                 value=self.gpu_vendor,
-                source=self.source_of("gpu_vendor"),
                 accepted="run this step on a backend with that vendor's GPUs (e.g. --with kubernetes), or use gpu_vendor 'nvidia'",
             )

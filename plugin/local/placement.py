@@ -157,22 +157,18 @@ def _check_space(limits: Limits, host: Host) -> None:
         space = _free_mib(host.shm)
         where = f"{host.shm} on this machine"
         if space is None:
-            raise AllotmentError(
+            raise limits.error(
+                "shared_memory",
                 f"needs {where}, which does not exist",
-                step=limits.step,
-                field="shared_memory",
                 value=mib_text(limits.shared_memory_mib),
-                source=limits.source_of("shared_memory"),
                 accepted="run it where /dev/shm is mounted (e.g. --with kubernetes), or drop shared_memory",
             )
         free, total = space
         if free < limits.shared_memory_mib:
-            raise AllotmentError(
+            raise limits.error(
+                "shared_memory",
                 f"is more than {where} has free ({mib_text(free)} free of {mib_text(total)})",
-                step=limits.step,
-                field="shared_memory",
                 value=mib_text(limits.shared_memory_mib),
-                source=limits.source_of("shared_memory"),
                 accepted=f"ask for at most {mib_text(free)} here, or run it on a backend that sizes /dev/shm (e.g. --with kubernetes)",
             )
     if limits.disk_mib is not None:
@@ -187,12 +183,10 @@ def _check_space(limits: Limits, host: Host) -> None:
             seen.add(device)
             space = _free_mib(path)
             if space is not None and space[0] < limits.disk_mib:
-                raise AllotmentError(
+                raise limits.error(
+                    "disk",
                     f"is more than {path} has free on this machine ({mib_text(space[0])} free of {mib_text(space[1])})",
-                    step=limits.step,
-                    field="disk",
                     value=mib_text(limits.disk_mib),
-                    source=limits.source_of("disk"),
                     accepted=f"ask for at most {mib_text(space[0])} here, free some space, or run it on another backend",
                 )
 
@@ -205,44 +199,36 @@ def _gpu_candidates(limits: Limits, host: Host) -> tuple[Gpu, ...]:
     gpus = host.gpus
     if limits.gpu_type is not None:
         if _MIG.fullmatch(limits.gpu_type):
-            raise AllotmentError(
+            raise limits.error(
+                "gpu_type",
                 "is a MIG profile, which the local backend cannot hand out (it gives whole GPUs through CUDA_VISIBLE_DEVICES)",
-                step=limits.step,
-                field="gpu_type",
                 value=limits.gpu_type,
-                source=limits.source_of("gpu_type"),
                 accepted="run this step on Kubernetes (--with kubernetes), or use a whole-GPU type for local runs",
             )
         unknown = [g for g in gpus if g.model is None]
         if unknown:
-            raise AllotmentError(
+            raise limits.error(
+                "gpu_type",
                 f"cannot be checked here: the GPU models of this machine are unknown (GPUs found through {host.gpu_source})",
-                step=limits.step,
-                field="gpu_type",
                 value=limits.gpu_type,
-                source=limits.source_of("gpu_type"),
                 accepted="run it where the NVIDIA driver lists its GPUs in /proc/driver/nvidia/gpus, or without gpu_type",
             )
         matching = tuple(g for g in gpus if g.model is not None and gpu_model_matches(limits.gpu_type, g.model))
         if len(matching) < wanted:
             models = ", ".join(sorted({g.model for g in gpus if g.model})) or "none"
-            raise AllotmentError(
+            raise limits.error(
+                "gpu_type",
                 f"with gpu={wanted} needs {wanted} GPU(s) of that type; this machine has {len(matching)} (its GPUs: {models})",
-                step=limits.step,
-                field="gpu_type",
                 value=limits.gpu_type,
-                source=limits.source_of("gpu_type"),
                 accepted="run it where such GPUs are (e.g. --with kubernetes), or use a gpu_type this machine has",
             )
         gpus = matching
     if len(gpus) < wanted:
         have = "none" if not gpus else f"only {len(gpus)}"
-        raise AllotmentError(
+        raise limits.error(
+            "gpu",
             f"asks for {wanted} GPU(s) but this machine has {have} ({host.gpu_source})",
-            step=limits.step,
-            field="gpu",
             value=wanted,
-            source=limits.source_of("gpu"),
             accepted=f"ask for at most {len(gpus)} GPU(s) here, or run it on a backend with GPUs (e.g. --with kubernetes)",
         )
     return gpus
@@ -256,12 +242,10 @@ def _memory_method(limits: Limits, host: Host, memory_cap: MemoryCap) -> str:
     if memory_cap in ("auto", "cgroup") and host.memory_cgroup is not None:
         return host.memory_cgroup.method
     if memory_cap == "cgroup":
-        raise AllotmentError(
+        raise limits.error(
+            "memory",
             f"cannot be capped by a cgroup on this machine: {host.cgroup_note}",
-            step=limits.step,
-            field="memory",
             value=mib_text(limits.memory_mib),
-            source=limits.source_of("memory"),
             accepted="use memory_cap 'auto' or 'rlimit', or name a writable cgroup directory in ALLOTMENT_LOCAL_CGROUP",
         )
     try:

@@ -338,12 +338,10 @@ def run_step(
             try:
                 cgroup = StepCgroup(host.memory_cgroup, limits.step, limit_bytes)
             except OSError as e:
-                raise AllotmentError(
+                raise limits.error(
+                    "memory",
                     f"cannot be capped: making its cgroup under {host.memory_cgroup.parent} failed ({e})",
-                    step=limits.step,
-                    field="memory",
                     value=mib_text(placement.memory_limit_mib or 0),
-                    source=limits.source_of("memory"),
                     accepted="use memory_cap 'rlimit', or fix the cgroup's permissions",
                 ) from None
         setup = {
